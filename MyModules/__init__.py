@@ -1,0 +1,15 @@
+"""MyModules: the shared code of the lab's PyTorch course.
+
+Notebooks import from here instead of copying helpers around. One concern per module:
+
+* ``env``        Colab or local, Drive, course folder, device, test mode (``setup()``)
+* ``data``       datasets as uint8 tensors with their class names; generated test data
+* ``loader``     the fast device-resident loader and the standard DataLoader path
+* ``models``     tutorial ``Net``, ``WideNet``, ``VGG`` from a config list
+* ``train``      ``TrainConfig``, ``train_one_epoch``, ``evaluate``, ``fit`` (checkpoints, resume)
+* ``checkpoint`` atomic save, ``weights_only`` load
+* ``metrics``    accuracy, confusion matrix, per-class accuracy
+* ``checks``     self-checks students run after each exercise blank
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""Command line: ``python -m MyModules train ...`` (the main job; lab servers run it from a terminal).
+
+Thin on purpose: it parses arguments, then calls ``env``, ``data``, ``loader``, ``models`` and
+``train``. Every failure a user can cause (bad arguments, missing data, nothing to resume) ends with
+one line saying what to do and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+RUN_ARGS_FILE = "run.json"
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of argparse's usage block
+        raise UsageError(f"{message} (see: python -m MyModules {self.prog.split()[-1]} --help)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
+    from .models import MODELS
+
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="folder holding the datasets (for imagefolder: the folder with train/ and test/); "
+                        "default: <course folder>/data")
+    p.add_argument("--model", default="net", choices=MODELS, help="model (default net, the tutorial's)")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--lr", type=_positive_float, default=0.05, help="peak learning rate (one-cycle)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=_positive_int, default=None, help="stop each epoch after this many steps")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: a new folder under <course folder>/runs)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (default: the latest run) from its last complete epoch")
+    p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
+    p.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="use the standard DataLoader path instead of the device-resident loader")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers for --no-fast")
+    p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="disable mixed precision")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from . import env
+    from .data import DatasetError, load_dataset
+    from .loader import make_loaders
+    from .models import build_model
+    from .train import TrainConfig, fit, latest_run_dir, new_run_dir
+
+    course = env.setup(device=None, course_path=args.course_dir, verbose=False)
+    if args.resume:
+        run_dir = args.out or latest_run_dir(course.runs_dir)
+        if run_dir is None or not (run_dir / "checkpoint.pt").exists():
+            raise UsageError(f"nothing to resume: no checkpoint.pt in {run_dir or course.runs_dir}; "
+                             "pass --out with the run folder of the run to continue")
+        saved = json.loads((run_dir / RUN_ARGS_FILE).read_text())
+        # The run continues exactly as it started; only the device may change.
+        for key, value in saved.items():
+            if key not in ("device", "resume", "out", "progress"):
+                setattr(args, key, Path(value) if key in ("data_root", "course_dir") and value else value)
+    try:
+        device = env.pick_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    print(f"device: {env.describe_device(device)}")
+    try:
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                             weight_decay=args.weight_decay, seed=args.seed, max_steps_per_epoch=args.max_steps,
+                             amp=args.amp, compile=args.compile)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    data_dir = args.data_root or course.data_dir
+    try:
+        dataset = load_dataset(args.dataset, data_dir)
+    except DatasetError as e:
+        raise UsageError(str(e)) from e
+    print(dataset)
+    train_loader, test_loader = make_loaders(dataset, config.batch_size, device, fast=args.fast,
+                                             seed=config.seed, num_workers=args.workers)
+    model = build_model(args.model, dataset.num_classes)
+    if not args.resume:
+        run_dir = args.out or new_run_dir(course.runs_dir, f"{args.model}-{args.dataset}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "checkpoint.pt").exists():
+            raise UsageError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
+        saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+        (run_dir / RUN_ARGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+    print(f"run folder: {run_dir}")
+    result = fit(model, train_loader, test_loader, config, device, run_dir=run_dir, resume=args.resume,
+                 classes=dataset.classes, progress=args.progress,
+                 info={"model": args.model, "dataset": args.dataset})
+    s = result.summary
+    print(f"test accuracy {s['test_accuracy']:.2f} % after {s['epochs']} epochs, "
+          f"{s['train_seconds']:.1f} s training ({s['images_per_second']:.0f} images/s); saved in {run_dir}")
+    return 0
+
+
+COMMANDS = {
+    "train": ("train a model (the main job)", add_train_arguments, run_train),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m MyModules", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, (help_text, add_arguments, handler) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(func=handler)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: the last complete epoch is saved; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

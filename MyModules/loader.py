@@ -1,0 +1,188 @@
+"""Batches for training: the fast device-resident loader (default) and the standard DataLoader path.
+
+The seed course used torchvision's per-image PIL transforms in a ``DataLoader`` with 2 workers; on
+Colab's 2 vCPUs that caps training near 6k images/s whatever the GPU. :class:`DeviceLoader` instead
+keeps the whole dataset as uint8 on the device (CIFAR-10 is 150 MB) and does shuffling, random crop
+with zero padding, horizontal flip and normalisation on whole batches with tensor ops, the idea of
+KellerJordan/cifar10-airbench. Its augmentation has the same distribution as
+``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()`` + ``Normalize(mean, std)``.
+
+Both paths yield ``(images, labels)`` already on the device: float ``(B, C, H, W)`` and int64 ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from .data import Dataset, ImageSet
+
+
+def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``batch`` (B, C, H, W) by ``padding`` and crop each image back at a random offset.
+
+    Returns the crops and the offsets ``(B, 2)`` as (dy, dx), each uniform in ``0 .. 2*padding``
+    (as ``torchvision.transforms.RandomCrop(size, padding)``: offset ``padding`` is the identity).
+    """
+    b, c, h, w = batch.shape
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), device=batch.device, generator=generator)
+    padded = torch.nn.functional.pad(batch, (padding, padding, padding, padding))  # zeros, (B, C, H+2p, W+2p)
+    rows = offsets[:, 0, None] + torch.arange(h, device=batch.device)  # (B, H)
+    cols = offsets[:, 1, None] + torch.arange(w, device=batch.device)  # (B, W)
+    index_b = torch.arange(b, device=batch.device)[:, None, None, None]
+    index_c = torch.arange(c, device=batch.device)[None, :, None, None]
+    crops = padded[index_b, index_c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
+    return crops, offsets
+
+
+def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror each image left-right with probability ``p``; returns the batch and the flip mask (B,)."""
+    mask = torch.rand(batch.shape[0], device=batch.device, generator=generator) < p
+    return torch.where(mask[:, None, None, None], batch.flip(3), batch), mask
+
+
+def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images to ``(x / 255 - mean) / std`` in ``dtype``; mean and std in [0, 1] units."""
+    mean_t = torch.tensor(mean, device=batch.device, dtype=dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=batch.device, dtype=dtype).view(1, -1, 1, 1)
+    return (batch.to(dtype) / 255 - mean_t) / std_t
+
+
+class DeviceLoader:
+    """Iterate over a uint8 :class:`~MyModules.data.ImageSet` kept on ``device``, batch by batch.
+
+    Deterministic: the order and augmentation of epoch ``e`` depend only on ``(seed, e)``; call
+    :meth:`set_epoch` before each epoch (``fit`` does), which makes resumed runs repeat exactly.
+    """
+
+    def __init__(self, images: ImageSet, batch_size: int, mean: Sequence[float], std: Sequence[float], *,
+                 device: torch.device | str = "cpu", shuffle: bool = False, augment: bool = False,
+                 padding: int = 4, flip: bool = True, drop_last: bool = False, seed: int = 0,
+                 channels_last: bool = False, dtype: torch.dtype = torch.float32):
+        self.device = torch.device(device)
+        self.dataset = images
+        self.images = images.images.to(self.device)  # uint8 (N, C, H, W)
+        self.labels = images.labels.to(self.device)  # int64 (N,)
+        self.batch_size, self.mean, self.std = batch_size, tuple(mean), tuple(std)
+        self.shuffle, self.augment, self.padding, self.flip = shuffle, augment, padding, flip
+        self.drop_last, self.seed, self.epoch = drop_last, seed, 0
+        self.channels_last, self.dtype = channels_last, dtype
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.seed * 100_003 + self.epoch)
+        n = len(self.labels)
+        order = (torch.randperm(n, device=self.device, generator=generator) if self.shuffle
+                 else torch.arange(n, device=self.device))
+        for i in range(len(self)):
+            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            images = self.images[index]
+            if self.augment:
+                if self.padding:
+                    images, _ = random_crop(images, self.padding, generator)
+                if self.flip:
+                    images, _ = random_flip(images, generator)
+            images = normalize(images, self.mean, self.std, self.dtype)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, self.labels[index]
+
+
+class TransformDataset(TorchDataset):
+    """The standard path: one uint8 image at a time through torchvision transforms (CPU workers)."""
+
+    def __init__(self, images: ImageSet, transform=None):
+        self.images, self.labels, self.transform = images.images, images.labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        image = self.images[i]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[i]
+
+
+def standard_transforms(mean: Sequence[float], std: Sequence[float], augment: bool, padding: int = 4):
+    """torchvision transforms equivalent to the DeviceLoader's augmentation, for uint8 tensors."""
+    from torchvision.transforms import v2
+
+    steps = [v2.RandomCrop(32, padding=padding), v2.RandomHorizontalFlip()] if augment else []
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+
+class _DeviceIterable:
+    """Wrap a DataLoader so it yields batches on ``device`` and forwards ``set_epoch`` to its seed."""
+
+    def __init__(self, loader: DataLoader, device: torch.device, seed: int, channels_last: bool):
+        self.loader, self.device, self.seed, self.channels_last = loader, device, seed, channels_last
+        self.dataset = loader.dataset
+
+    def set_epoch(self, epoch: int) -> None:
+        self.loader.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels in self.loader:
+            images = images.to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels.to(self.device, non_blocking=True)
+
+
+def fits_on_device(dataset: Dataset, device: torch.device, fraction: float = 0.5) -> bool:
+    """True when the uint8 dataset takes at most ``fraction`` of the device's free memory."""
+    if device.type != "cuda":
+        return True  # the tensors already live in host memory
+    need = dataset.train.images.numel() + dataset.test.images.numel()
+    free, _total = torch.cuda.mem_get_info(device)
+    return need <= fraction * free
+
+
+def make_loaders(dataset: Dataset, batch_size: int = 128, device: torch.device | str = "cpu", *,
+                 fast: bool = True, augment: bool = True, seed: int = 0, num_workers: int = 2,
+                 channels_last: bool = False, test_batch_size: int | None = None):
+    """``(train_loader, test_loader)`` for ``dataset``, yielding batches on ``device``.
+
+    ``fast=True`` (the default) uses :class:`DeviceLoader`; when the data does not fit on the device
+    it says so and falls back to the standard ``DataLoader`` path (``fast=False``).
+    """
+    device = torch.device(device)
+    test_batch_size = test_batch_size or max(batch_size, 500)
+    if fast and not fits_on_device(dataset, device):
+        print(f"{dataset.name} does not fit in {device} memory next to the model: "
+              "using the standard DataLoader path (slower)")
+        fast = False
+    if fast:
+        train = DeviceLoader(dataset.train, batch_size, dataset.mean, dataset.std, device=device,
+                             shuffle=True, augment=augment, seed=seed, channels_last=channels_last)
+        test = DeviceLoader(dataset.test, test_batch_size, dataset.mean, dataset.std, device=device,
+                            channels_last=channels_last)
+        return train, test
+    generator = torch.Generator()
+    generator.manual_seed(seed * 100_003)
+    pin = device.type == "cuda"
+    train = DataLoader(TransformDataset(dataset.train, standard_transforms(dataset.mean, dataset.std, augment)),
+                       batch_size=batch_size, shuffle=True, num_workers=num_workers, pin_memory=pin,
+                       generator=generator, persistent_workers=num_workers > 0)
+    test = DataLoader(TransformDataset(dataset.test, standard_transforms(dataset.mean, dataset.std, False)),
+                      batch_size=test_batch_size, num_workers=num_workers, pin_memory=pin)
+    return (_DeviceIterable(train, device, seed, channels_last),
+            _DeviceIterable(test, device, seed, channels_last))

@@ -1,0 +1,36 @@
+"""Accuracy, confusion matrix and per-class accuracy; accuracies are in percent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in percent of ``logits`` (B, K) against ``labels`` (B,)."""
+    return 100.0 * (logits.argmax(1) == labels).float().mean().item()
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(K, K)`` int64 counts: row = true class, column = predicted class."""
+    index = labels.to(torch.int64) * num_classes + predictions.to(torch.int64)
+    return torch.bincount(index.flatten(), minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
+    """Accuracy of each true class in percent (NaN for a class with no examples)."""
+    confusion = confusion.double()
+    return 100.0 * confusion.diagonal() / confusion.sum(1)
+
+
+def normalize_rows(confusion: torch.Tensor) -> torch.Tensor:
+    """Each row divided by its sum: the fraction of class ``i`` predicted as ``j``."""
+    confusion = confusion.double()
+    return confusion / confusion.sum(1, keepdim=True).clamp_min(1)
+
+
+def format_per_class(confusion: torch.Tensor, classes: Sequence[str]) -> str:
+    """A table, one line per class, as the tutorial prints it."""
+    rows = [f"{name:>12s}: {acc:5.1f} %" for name, acc in zip(classes, per_class_accuracy(confusion).tolist())]
+    return "\n".join(rows)
