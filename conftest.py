@@ -1,0 +1,90 @@
+"""pytest setup for the whole repository.
+
+* Every test and every notebook kernel runs in test mode (``COURSE_TEST_MODE=1``) with a throw-away
+  course folder, and imports MyModules from this checkout.
+* Solution and stand-alone notebooks run under nbval (``--nbval-lax``: only cells marked
+  ``# NBVAL_CHECK_OUTPUT`` compare outputs).
+* Student templates (``ExerciseNN/<name>.ipynb`` with a ``solutions/<name>.ipynb``) are run by
+  :class:`TemplateNotebook` instead: every cell must pass except the blanks, the cells tagged
+  ``needs-solution``, and the self-checks, and every self-check must fail with ``CheckFailed``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+_TMP: list[str] = []
+
+
+def pytest_configure(config):
+    os.environ["COURSE_TEST_MODE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if "COURSE_DIR" not in os.environ:
+        _TMP.append(tempfile.mkdtemp(prefix="course-test-"))
+        os.environ["COURSE_DIR"] = _TMP[-1]
+    paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def pytest_unconfigure(config):
+    for path in _TMP:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def is_template(path: Path) -> bool:
+    return path.suffix == ".ipynb" and (path.parent / "solutions" / path.name).exists()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    outcome = yield
+    if is_template(Path(file_path)):
+        # Templates are not nbval's: their blanks fail on purpose. Replace its collector by ours.
+        kept = [c for c in outcome.get_result() if type(c).__name__ != "IPyNbFile"]
+        outcome.force_result([*kept, TemplateNotebook.from_parent(parent, path=Path(file_path))])
+
+
+class TemplateNotebook(pytest.File):
+    def collect(self):
+        yield TemplateRun.from_parent(self, name="template")
+
+
+class TemplateRun(pytest.Item):
+    def runtest(self):
+        import nbformat
+        from nbclient import NotebookClient
+
+        nb = nbformat.read(self.path, as_version=4)
+        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(self.path.parent)}}).execute()
+        problems = []
+        checks = 0
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            tags = set(cell.metadata.get("tags", []))
+            expected_to_fail = "raises-exception" in tags
+            if "check" in tags:
+                checks += 1
+                if not errors:
+                    problems.append(f"cell {i}: the self-check passed on the blank template")
+                elif errors[0].ename != "CheckFailed" or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", errors[0].evalue):
+                    problems.append(f"cell {i}: self-check failed with {errors[0].ename}: {errors[0].evalue!r}, "
+                                    "expected CheckFailed with a Japanese message")
+            elif errors and not expected_to_fail:
+                problems.append(f"cell {i}: unexpected {errors[0].ename}: {errors[0].evalue}")
+        if checks == 0:
+            problems.append("template has no self-check cell")
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    def reportinfo(self):
+        return self.path, 0, f"template {self.path.name}"
