@@ -74,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .data import DatasetError, load_dataset
     from .loader import make_loaders
     from .models import build_model
-    from .train import TrainConfig, fit, latest_run_dir, new_run_dir
+    from .train import TrainConfig, fit, latest_run_dir, new_run_dir, seed_everything
 
     course = env.setup(device=None, course_path=args.course_dir, verbose=False)
     if args.resume:
@@ -106,6 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(dataset)
     train_loader, test_loader = make_loaders(dataset, config.batch_size, device, fast=args.fast,
                                              seed=config.seed, num_workers=args.workers)
+    seed_everything(config.seed)  # same initial weights for the same --seed
     model = build_model(args.model, dataset.num_classes)
     if not args.resume:
         run_dir = args.out or new_run_dir(course.runs_dir, f"{args.model}-{args.dataset}")
@@ -124,8 +125,69 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_tune_arguments(p: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
+    from .tuning import PRUNERS
+
+    p.add_argument("--storage", default=None,
+                   help="database URL shared by all workers (postgresql+psycopg2://user:pass@host/db) or a "
+                        ".journal file; default: <course folder>/studies/<study>.journal (one runtime at a time)")
+    p.add_argument("--study", default=None,
+                   help="study name; default: derived from dataset and search space, so workers started with "
+                        "the same options join the same study")
+    p.add_argument("--n-trials", type=_positive_int, default=20,
+                   help="COMPLETE + PRUNED trials the study should reach, all workers together (default 20)")
+    p.add_argument("--timeout", type=_positive_float, default=None, help="stop this worker after this many seconds")
+    p.add_argument("--pruner", choices=PRUNERS, default="median")
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
+    p.add_argument("--data-root", type=Path, default=None, help="folder holding the datasets (default <course folder>/data)")
+    p.add_argument("--epochs", type=_positive_int, default=5, help="epochs per trial (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of every trial")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
+    space = p.add_argument_group("search space (default: MyModules.search_space.SearchSpace)")
+    space.add_argument("--lr", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"), help="learning-rate range (log)")
+    space.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"))
+    space.add_argument("--batch-sizes", type=_positive_int, nargs="+")
+    space.add_argument("--conv-blocks", type=_positive_int, nargs=2, metavar=("LOW", "HIGH"))
+    space.add_argument("--layers-per-block", type=_positive_int, nargs=2, metavar=("LOW", "HIGH"))
+    space.add_argument("--widths", type=_positive_int, nargs="+", help="channels of the first block")
+    space.add_argument("--fc-layers", type=int, nargs=2, metavar=("LOW", "HIGH"))
+    space.add_argument("--fc-units", type=_positive_int, nargs="+")
+    space.add_argument("--activations", nargs="+", choices=("relu", "gelu", "silu"))
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from . import env
+    from .data import DatasetError, load_dataset
+    from .search_space import space_from_options
+    from .study_storage import TuningError
+    from .train import TrainConfig
+    from .tuning import tune
+
+    try:
+        space = space_from_options(lr=args.lr, optimizers=args.optimizers, batch_sizes=args.batch_sizes,
+                                   conv_blocks=args.conv_blocks, layers_per_block=args.layers_per_block,
+                                   widths=args.widths, fc_layers=args.fc_layers, fc_units=args.fc_units,
+                                   activations=args.activations)
+        device = env.pick_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    course = env.setup(device=None, course_path=args.course_dir, verbose=False)
+    print(f"device: {env.describe_device(device)}")
+    try:
+        dataset = load_dataset(args.dataset, args.data_root or course.data_dir)
+        tune(dataset=dataset, device=device, course_dir=course.course_dir, runs_dir=course.runs_dir,
+             n_trials=args.n_trials, base=TrainConfig(epochs=args.epochs, seed=args.seed), space=space,
+             storage=args.storage, study_name=args.study, pruner=args.pruner, timeout=args.timeout)
+    except (DatasetError, TuningError) as e:
+        raise UsageError(str(e)) from e
+    return 0
+
+
 COMMANDS = {
     "train": ("train a model (the main job)", add_train_arguments, run_train),
+    "tune": ("search hyperparameters with Optuna: start one worker of a study", add_tune_arguments, run_tune),
 }
 
 

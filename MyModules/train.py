@@ -56,7 +56,7 @@ class TrainConfig:
     schedule: str = "onecycle"  # "onecycle" or "constant"
     label_smoothing: float = 0.0  # 0.1 often helps a little on CIFAR
     augment: bool = True  # random crop (padding 4) + horizontal flip on the training set
-    seed: int = 0  # fixes initial weights, data order and augmentation
+    seed: int = 0  # fixes data order and augmentation (seed_everything(seed) before building the model fixes its weights)
     max_steps_per_epoch: int | None = None  # stop each epoch after this many steps (quick runs)
     amp: bool | None = None  # mixed precision; None: on for CUDA, off for CPU
     channels_last: bool | None = None  # NHWC memory layout; None: on for CUDA
