@@ -32,12 +32,11 @@ def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | 
     b, c, h, w = batch.shape
     offsets = torch.randint(0, 2 * padding + 1, (b, 2), device=batch.device, generator=generator)
     padded = torch.nn.functional.pad(batch, (padding, padding, padding, padding))  # zeros, (B, C, H+2p, W+2p)
-    rows = offsets[:, 0, None] + torch.arange(h, device=batch.device)  # (B, H)
-    cols = offsets[:, 1, None] + torch.arange(w, device=batch.device)  # (B, W)
-    index_b = torch.arange(b, device=batch.device)[:, None, None, None]
-    index_c = torch.arange(c, device=batch.device)[None, :, None, None]
-    crops = padded[index_b, index_c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)
-    return crops, offsets
+    # Two gathers (rows, then columns) are cheaper than one 4-D advanced index, on CPU and GPU.
+    rows = (offsets[:, 0, None] + torch.arange(h, device=batch.device)).view(b, 1, h, 1)
+    crops = padded.gather(2, rows.expand(b, c, h, w + 2 * padding))  # (B, C, H, W+2p)
+    cols = (offsets[:, 1, None] + torch.arange(w, device=batch.device)).view(b, 1, 1, w)
+    return crops.gather(3, cols.expand(b, c, h, w)), offsets
 
 
 def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
@@ -50,9 +49,9 @@ def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None, p
 def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 images to ``(x / 255 - mean) / std`` in ``dtype``; mean and std in [0, 1] units."""
-    mean_t = torch.tensor(mean, device=batch.device, dtype=dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=batch.device, dtype=dtype).view(1, -1, 1, 1)
-    return (batch.to(dtype) / 255 - mean_t) / std_t
+    scale = torch.tensor([1 / (255 * s) for s in std], device=batch.device, dtype=dtype).view(1, -1, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(mean, std)], device=batch.device, dtype=dtype).view(1, -1, 1, 1)
+    return batch.to(dtype).mul_(scale).add_(shift)  # one pass over a fresh tensor, in place
 
 
 class DeviceLoader:
