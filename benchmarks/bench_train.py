@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from MyModules import data, env  # noqa: E402
 from MyModules.loader import DeviceLoader  # noqa: E402
 from MyModules.models import build_model  # noqa: E402
-from MyModules.train import amp_dtype_for, train_one_epoch  # noqa: E402
+from MyModules.speed import loader_epoch_seconds, synchronize, training_throughput  # noqa: E402
 
 EPOCH_IMAGES = 50_000
 
@@ -63,11 +63,6 @@ def seed_loader(root: Path, batch_size: int, workers: int):
                                        drop_last=True)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_seed(model: nn.Module, loader, device: torch.device, steps: int, warmup: int) -> float:
     """Images/s of the tutorial loop (fp32, batches copied from host memory each step)."""
     model.to(device).train()
@@ -77,7 +72,7 @@ def time_seed(model: nn.Module, loader, device: torch.device, steps: int, warmup
     start, images = None, 0
     for step in range(warmup + steps):
         if step == warmup:
-            sync(device)
+            synchronize(device)
             start, images = time.perf_counter(), 0
         try:
             inputs, labels = next(it)
@@ -91,41 +86,8 @@ def time_seed(model: nn.Module, loader, device: torch.device, steps: int, warmup
         optimizer.step()
         loss.item()  # the tutorial reads the loss every step (running_loss += loss.item())
         images += labels.shape[0]
-    sync(device)
+    synchronize(device)
     return images / (time.perf_counter() - start)
-
-
-def time_course(model: nn.Module, loader: DeviceLoader, device: torch.device, steps: int, warmup: int,
-                compile_model: bool) -> float:
-    """Images/s of the course's training step on the device-resident loader."""
-    amp_dtype = amp_dtype_for(device)
-    model.to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        model.to(memory_format=torch.channels_last)
-    run = torch.compile(model) if compile_model else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    kwargs = dict(amp_dtype=amp_dtype, scaler=scaler, progress=False, log_every=10**9)
-    train_one_epoch(run, device, loader, optimizer, 0, max_steps=warmup, **kwargs)
-    sync(device)
-    stats = train_one_epoch(run, device, loader, optimizer, 1, max_steps=steps, **kwargs)
-    return stats["images"] / stats["seconds"]
-
-
-def time_loader(loader: DeviceLoader, device: torch.device, epochs: int = 3) -> float:
-    """Seconds for one full epoch of the loader alone (best of ``epochs``)."""
-    best = float("inf")
-    for epoch in range(epochs + 1):  # the first pass warms up
-        loader.set_epoch(epoch)
-        sync(device)
-        start = time.perf_counter()
-        for _images, _labels in loader:
-            pass
-        sync(device)
-        if epoch:
-            best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {source}, {len(train)} training images, batch size {args.batch_size}")
 
         rows = []
-        loader_seconds = time_loader(fast, device)
+        loader_seconds = loader_epoch_seconds(fast, device)
         rows.append(("loader alone", "-", EPOCH_IMAGES / loader_seconds, None))
         for name in args.models:
             default_steps = 390 if device.type == "cuda" else (10 if name.startswith("vgg") else 30)
@@ -161,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(0)
             seed_ips = time_seed(build_model(name), seed, device, steps, args.warmup)
             torch.manual_seed(0)
-            course_ips = time_course(build_model(name), fast, device, steps, args.warmup, args.compile)
+            course_ips = training_throughput(build_model(name), fast, device, steps=steps, warmup=args.warmup,
+                                             compile_model=args.compile)
             rows.append(("seed loop", name, seed_ips, None))
             rows.append(("course path", name, course_ips, course_ips / seed_ips))
 
