@@ -47,7 +47,7 @@ import sys
 from pathlib import Path
 
 try:
-    import MyModules  # pip install 済み、またはリポジトリの中で開いたとき
+    import MyModules  # noqa: F401  (pip install 済み、またはリポジトリの中で開いたとき)
 except ModuleNotFoundError:
     here = [Path.cwd(), *Path.cwd().parents]
     if "google.colab" in sys.modules:
