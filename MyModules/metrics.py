@@ -14,8 +14,11 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(K, K)`` int64 counts: row = true class, column = predicted class."""
-    index = labels.to(torch.int64) * num_classes + predictions.to(torch.int64)
-    return torch.bincount(index.flatten(), minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    index = (labels.to(torch.int64) * num_classes + predictions.to(torch.int64)).flatten()
+    counts = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=index.device)
+    # index_add_ instead of bincount: bincount reads the maximum back to the host (a GPU sync).
+    counts.index_add_(0, index, torch.ones_like(index))
+    return counts.reshape(num_classes, num_classes)
 
 
 def per_class_accuracy(confusion: torch.Tensor) -> torch.Tensor:
