@@ -9,6 +9,10 @@ Notebooks import from here instead of copying helpers around. One concern per mo
 * ``train``      ``TrainConfig``, ``train_one_epoch``, ``evaluate``, ``fit`` (checkpoints, resume)
 * ``checkpoint`` atomic save, ``weights_only`` load
 * ``metrics``    accuracy, confusion matrix, per-class accuracy
+* ``speed``      images/s of a training step, seconds per loader epoch
+* ``quant``      custom autograd Functions: int8 fixed point, ±1 sign (STE), ternary, power of two;
+                 quantised Conv2d/Linear
+* ``quant_models`` the 8-bit-weight / 1-bit-activation network and its float twin
 * ``checks``     self-checks students run after each exercise blank
 """
 

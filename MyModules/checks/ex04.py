@@ -1,0 +1,330 @@
+"""Self-checks for session 4 (Exercise04/04_01_custom_op.ipynb): custom autograd Functions, quantisers.
+
+Each check runs the student's class on fixed inputs (edge values included) and compares forward and
+backward with the reference in :mod:`MyModules.quant`, or with the derivative written out here.
+Autograd's own errors about backward (wrong number of gradients, wrong shape) are translated into
+Japanese with a hint.
+
+    from MyModules.checks import ex04 as check
+    check.swish_function(SwishFunction)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import quant
+from . import call_student, fail, ok
+
+# Ties (.5), the ends of int8 (±128, ±127.5), ±0, tiny values and infinities.
+INT8_EDGES = [-float("inf"), -1e6, -200.0, -128.6, -128.5, -128.0, -127.5, -127.0, -2.5, -1.5, -0.5, -0.4,
+              -0.0, 0.0, 1e-9, 0.4, 0.5, 0.6, 1.5, 2.5, 3.5, 126.5, 127.0, 127.4, 127.5, 128.0, 128.5, 300.0,
+              float("inf")]
+SIGN_EDGES = [-float("inf"), -3.0, -1.0001, -1.0, -0.5, -1e-30, -0.0, 0.0, 1e-30, 0.5, 1.0, 1.0001, 3.0,
+              float("inf")]
+
+_COUNT = re.compile(r"incorrect number of gradients \(expected (\d+), got (\d+)\)")
+_SHAPE = re.compile(r"invalid gradient at index (\d+) - got \[(.*?)\] but expected shape compatible with \[(.*?)\]")
+
+
+def _forward(fn_cls, inputs: Sequence, what: str) -> torch.Tensor:
+    if not hasattr(fn_cls, "apply"):
+        fail(f"{what} が torch.autograd.Function のサブクラスではありません ({type(fn_cls).__name__})。",
+             "class 名(torch.autograd.Function): と書き、呼ぶときは 名前.apply(x) を使います。")
+    out = call_student(fn_cls.apply, *inputs, what=f"{what} の forward")
+    if not isinstance(out, torch.Tensor):
+        fail(f"{what} の forward が Tensor ではなく {type(out).__name__} を返しました。",
+             "forward は計算結果の Tensor を return してください (ctx を返すのではありません)。")
+    x = inputs[0]
+    if out.shape != x.shape:
+        fail(f"{what} の forward の出力の形が {tuple(out.shape)} です。入力と同じ {tuple(x.shape)} にしてください。",
+             "要素ごとの演算なので、形は変わらないはずです。.sum() や .mean() をしていませんか?")
+    if out.dtype != x.dtype:
+        fail(f"{what} の forward の出力の型が {out.dtype} です。入力と同じ {x.dtype} のままにしてください。",
+             "値は整数でも、型は float のまま (\"int8 in float\") にします。.to(torch.int8) などで型を"
+             "変えると、その先で勾配が流れなくなります。")
+    return out
+
+
+def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_output: torch.Tensor,
+              what: str) -> list[torch.Tensor]:
+    """Gradients of the tensor inputs that require grad, with autograd's errors explained in Japanese."""
+    wanted = [(t, n) for t, n in zip(inputs, names) if isinstance(t, torch.Tensor) and t.requires_grad]
+    if out.grad_fn is None:
+        fail(f"{what} の出力に grad_fn がありません (勾配が流れません)。",
+             "forward の中で計算した Tensor をそのまま return し、.apply(...) で呼んでください。")
+    try:
+        grads = torch.autograd.grad(out, [t for t, _ in wanted], grad_output, allow_unused=True)
+    except NotImplementedError:
+        fail(f"{what} の backward はまだ書かれていません (NotImplementedError)。",
+             "TODO の行を消して、grad_output に局所的な微分を掛けたものを return してください。")
+    except RuntimeError as e:
+        message = str(e)
+        count, shape = _COUNT.search(message), _SHAPE.search(message)
+        tensor_inputs = ", ".join(names)
+        if count:
+            fail(f"{what} の backward が返す勾配の数が違います: {count.group(2)} 個返しましたが、"
+                 f"forward の入力 ({tensor_inputs}) の数と同じ {count.group(1)} 個が必要です。",
+                 "backward は forward の引数 (ctx を除く) 1つにつき1つずつ、同じ順番で勾配を return します。"
+                 "勾配が要らない引数 (整数の設定値など) には None を返してください。"
+                 f"例: return grad_{names[0]}" + (", " + ", ".join(f"grad_{n}" for n in names[1:]) if len(names) > 1 else ""))
+        if shape:
+            index = int(shape.group(1))
+            name = names[index] if index < len(names) else f"{index + 1} 番目の入力"
+            fail(f"{what} の backward が返した {index + 1} 番目の勾配 ({name} の勾配) の形が [{shape.group(2)}] "
+                 f"ですが、入力 {name} の形 [{shape.group(3)}] と同じでなければいけません。",
+                 f"{name} の勾配は {name} と同じ形です (要素ごとに grad_output × 局所的な微分)。"
+                 ".sum() で潰したり、返す順番を入れ替えたりしていませんか?")
+        fail(f"{what} の backward でエラーになりました: {message.splitlines()[0]}",
+             "backward(ctx, grad_output) は ctx.saved_tensors で保存した Tensor を取り出し、"
+             "forward の入力と同じ形の勾配を return します。")
+    except Exception as e:  # noqa: BLE001 - any crash in the student's backward becomes a hint
+        fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
+             "エラーメッセージの最後の行を読んで、ctx.save_for_backward / ctx.saved_tensors の使い方を確かめてください。")
+    for g, (t, name) in zip(grads, wanted):
+        if g is None:
+            fail(f"{what} の backward が {name} の勾配として None を返しました。",
+                 f"{name} の勾配 (grad_output × d出力/d{name}) を計算して return してください。")
+        if g.shape != t.shape:
+            fail(f"{what} の backward が返した {name} の勾配の形が {tuple(g.shape)} です。{tuple(t.shape)} にしてください。",
+                 "勾配は入力と同じ形です。")
+    return list(grads)
+
+
+def _first_mismatch(got: torch.Tensor, expected: torch.Tensor, inputs: torch.Tensor) -> str | None:
+    """Text naming the first input where ``got`` differs from ``expected`` (NaN == NaN), or None."""
+    same = (got == expected) | (torch.isnan(got) & torch.isnan(expected))
+    if bool(same.all()):
+        return None
+    i = int((~same).flatten().nonzero()[0])
+    return f"入力 {inputs.flatten()[i].item()!r} で {got.flatten()[i].item()!r} (正しくは {expected.flatten()[i].item()!r})"
+
+
+# --- warm-up ------------------------------------------------------------------------------------
+
+
+def _swish_reference(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(beta * x)
+
+
+def swish_function(fn_cls) -> None:
+    """``SwishFunction.apply(x, beta)``: forward, both gradients, and ``gradcheck`` in float64."""
+    gen = torch.Generator().manual_seed(4)
+    x = (3 * torch.randn(4, 5, generator=gen, dtype=torch.float64)).requires_grad_()
+    beta = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    out = _forward(fn_cls, (x, beta), "SwishFunction")
+    expected = _swish_reference(x, beta)
+    if not torch.allclose(out, expected):
+        fail("SwishFunction の forward の値が x * sigmoid(beta * x) と違います。",
+             "torch.sigmoid(beta * x) を x に掛けてください。")
+    grad_output = torch.randn(4, 5, generator=gen, dtype=torch.float64)
+    grad_x, grad_beta = _backward(out, (x, beta), ("x", "beta"), grad_output, "SwishFunction")
+    # The reference: plain autograd through the same formula (independent of the student's backward).
+    ref_x, ref_beta = torch.autograd.grad(expected, (x, beta), grad_output)
+    if not torch.allclose(grad_x, ref_x):
+        fail("SwishFunction の x の勾配が違います。",
+             "s = sigmoid(beta x) とすると d/dx = s + beta * x * s * (1 - s) です。grad_output を掛けるのを忘れずに。")
+    if not torch.allclose(grad_beta, ref_beta):
+        fail("SwishFunction の beta の勾配が違います。",
+             "d/dbeta = x * x * s * (1 - s) です。beta は1つの数なので、grad_output を掛けてから .sum() で"
+             "beta と同じ形 (スカラー) にまとめます。")
+    passed = torch.autograd.gradcheck(fn_cls.apply, (x.detach().requires_grad_(), beta), raise_exception=False)
+    if not passed:
+        fail("torch.autograd.gradcheck (float64 の数値微分との比較) が通りませんでした。",
+             "forward の中で float32 に変換していませんか? 入力の型のまま計算してください。")
+    ok("SwishFunction の forward と backward (x と beta の2つの勾配) が正しく、gradcheck も通りました。")
+
+
+# --- int8 ----------------------------------------------------------------------------------------
+
+
+def int8_function(fn_cls) -> None:
+    """``Int8InFloatFunction``: round half to even, clamp to [-128, 127], float; STE inside the range."""
+    x = torch.tensor(INT8_EDGES, requires_grad=True)
+    out = _forward(fn_cls, (x,), "Int8InFloatFunction")
+    expected = quant.Int8InFloatFunction.apply(x.detach())
+    wrong = _first_mismatch(out.detach(), expected, x.detach())
+    if wrong:
+        xs, got = x.detach(), out.detach()
+        differs = (got != expected) & ~(torch.isnan(got) & torch.isnan(expected))
+        ties = xs - torch.floor(xs) == 0.5
+        if bool((differs <= ties).all()):  # only ties differ: floor(x + 0.5), C's roundf, ...
+            hint = ("0.5 ちょうどの丸め方が違います。このコースは torch.round (偶数への丸め: 0.5→0, 2.5→2) "
+                    "に揃えています。floor(x + 0.5) などではなく torch.round を使ってください。")
+        elif bool((got.abs() > 128).any()):
+            hint = "範囲外の値が残っています。torch.clamp(…, -128, 127) で int8 の範囲に収めてください。"
+        else:
+            hint = "forward は torch.clamp(torch.round(x), -128, 127) です。"
+        fail(f"Int8InFloatFunction の forward が違います: {wrong}。", hint)
+    nan_out = fn_cls.apply(torch.tensor([float("nan")]))
+    if not bool(torch.isnan(nan_out).all()):
+        fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
+             "torch.clamp は NaN をそのまま通します。NaN を数に変えてしまうと、学習が壊れたことに気づけません。")
+    grad_output = torch.linspace(1.0, 2.0, len(INT8_EDGES))  # distinct values: a mix-up shows
+    (grad_x,) = _backward(out, (x,), ("x",), grad_output, "Int8InFloatFunction")
+    # The intended derivative, written out: pass inside [-128, 127] (ends included), 0 outside.
+    inside = (x.detach() >= -128) & (x.detach() <= 127)
+    expected_grad = torch.where(inside, grad_output, torch.zeros_like(grad_output))
+    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    if wrong:
+        fail(f"Int8InFloatFunction の backward が違います: {wrong}。",
+             "-128 <= x <= 127 (両端を含む) では grad_output をそのまま、範囲外では 0 を返します。"
+             "torch.where(条件, grad_output, 0) が便利です。round の微分 (ほぼどこでも 0) は使いません。")
+    ok("Int8InFloatFunction: 丸め (0.5 は偶数へ)、±128 付近の飽和、NaN、backward (範囲内だけ勾配を通す) が正しいです。")
+
+
+def int8_module(module_cls) -> None:
+    """``Int8InFloat(frac)``: validation of ``frac``, the 2**frac scaling, ``extra_repr``, gradients."""
+    for bad in (-1, 8, 2.5, "3"):
+        try:
+            module_cls(frac=bad)
+        except NotImplementedError:
+            fail("Int8InFloat の __init__ はまだ書かれていません。", "TODO の行を消して書いてください。")
+        except (ValueError, TypeError):
+            continue
+        except Exception as e:  # noqa: BLE001
+            fail(f"Int8InFloat(frac={bad!r}) で {type(e).__name__} になりました。",
+                 "範囲外や整数でない frac には ValueError (または TypeError) を raise してください。")
+        else:
+            fail(f"Int8InFloat(frac={bad!r}) がエラーになりませんでした。frac は 0〜7 の整数だけ受け付けてください。",
+                 "if not 0 <= frac <= 7: raise ValueError(...) のように書きます。")
+    for frac in (0, 6, 7):
+        layer = call_student(module_cls, frac=frac, what=f"Int8InFloat(frac={frac})")
+        x = (torch.linspace(-3, 3, 97) + 1e-3).requires_grad_()  # many steps of 1/64, off the grid
+        out = _forward(SimpleNamespace(apply=layer), (x,), f"Int8InFloat(frac={frac})")
+        expected = quant.Int8InFloat(frac)(x.detach())
+        wrong = _first_mismatch(out.detach(), expected, x.detach())
+        if wrong:
+            fail(f"Int8InFloat(frac={frac}) の出力が違います: {wrong}。",
+                 f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
+                 f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
+        _backward(out, (x,), ("x",), torch.ones_like(x), f"Int8InFloat(frac={frac})")
+    text = repr(call_student(module_cls, frac=6, what="Int8InFloat(frac=6)"))
+    if "frac=6" not in text:
+        fail(f"print(Int8InFloat(frac=6)) が {text} です。frac=6 が見えるようにしてください。",
+             "def extra_repr(self): return f\"frac={self.frac}\" を書くと、print(model) に表示されます。")
+    ok(f"Int8InFloat: frac の検査、2**frac 倍のスケーリング、表示 {text} が正しいです。")
+
+
+# --- 1 bit ---------------------------------------------------------------------------------------
+
+
+def binary_sign(fn_cls) -> None:
+    """``BinarySignFunction``: ±1 with 0 -> +1; backward = straight-through estimator (|x| <= 1)."""
+    x = torch.tensor(SIGN_EDGES, requires_grad=True)
+    out = _forward(fn_cls, (x,), "BinarySignFunction")
+    expected = quant.BinarySignFunction.apply(x.detach())
+    wrong = _first_mismatch(out.detach(), expected, x.detach())
+    if wrong:
+        hint = "x >= 0 なら +1、x < 0 なら -1 です。torch.where(x >= 0, 1.0, -1.0) のように書けます。"
+        if bool((out.detach() == 0).any()):
+            hint = "0 が 0 のままです。torch.sign は 0 を 0 にするので、このコースの約束 (0 は +1) に合いません。" + hint
+        fail(f"BinarySignFunction の forward が違います: {wrong}。", hint)
+    grad_output = torch.linspace(1.0, 2.0, len(SIGN_EDGES))
+    (grad_x,) = _backward(out, (x,), ("x",), grad_output, "BinarySignFunction")
+    expected_grad = torch.where(x.detach().abs() <= 1, grad_output, torch.zeros_like(grad_output))
+    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    if wrong:
+        fail(f"BinarySignFunction の backward が違います: {wrong}。",
+             "Straight-Through Estimator: |x| <= 1 (両端を含む) では grad_output をそのまま、外では 0 です。"
+             "sign の本当の微分 (ほぼどこでも 0) では学習が進みません。")
+    ok("BinarySignFunction: ±1 (0 は +1) と Straight-Through Estimator (|x| <= 1 で勾配を通す) が正しいです。")
+
+
+# --- layers --------------------------------------------------------------------------------------
+
+
+def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
+                 reference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    if not isinstance(layer, base):
+        fail(f"{name} が {base.__name__} のサブクラスではありません。",
+             f"class {name}(nn.{base.__name__}): と書くと、stride や padding などの機能をそのまま受け継げます。")
+    with torch.no_grad():  # weights off the int8 grid, so "not quantised" is visible
+        layer.weight.copy_(torch.linspace(-0.9, 0.9, layer.weight.numel()).reshape(layer.weight.shape) + 1e-3)
+    before = layer.weight.detach().clone()
+    out = call_student(layer, x, what=f"{name} の forward")
+    if not isinstance(out, torch.Tensor):
+        fail(f"{name} の forward が Tensor を返しませんでした。", "return を忘れていませんか?")
+    if not torch.equal(layer.weight.detach(), before):
+        fail(f"{name} の forward が self.weight そのものを書き換えています。",
+             "量子化した重みは新しい変数 (w = self.quantizer(self.weight)) に入れてください。"
+             "self.weight は float のまま残し (shadow weight)、optimizer はそれを少しずつ更新します。")
+    quantized = reference(x, layer.quantizer(layer.weight.detach()))
+    plain = reference(x, layer.weight.detach())
+    if out.shape != quantized.shape:
+        fail(f"{name} の出力の形が {tuple(out.shape)} です (正しくは {tuple(quantized.shape)})。",
+             "stride, padding, groups などは親クラスの設定 (self.stride ...) をそのまま使ってください。")
+    if torch.allclose(out, plain, atol=1e-6) and not torch.allclose(out, quantized, atol=1e-6):
+        fail(f"{name} の重みが量子化されていません (普通の {base.__name__} と同じ出力です)。",
+             "forward の最初で w = self.quantizer(self.weight) とし、その w で計算してください。")
+    if not torch.allclose(out, quantized, atol=1e-5):
+        fail(f"{name} の出力が、量子化した重みで計算した値と違います。",
+             "bias はそのまま、重みだけ self.quantizer(self.weight) に置き換えて、親と同じ計算をしてください。")
+    out.sum().backward()
+    if layer.weight.grad is None or not bool(layer.weight.grad.abs().sum() > 0):
+        fail(f"{name} の weight に勾配が届きません。",
+             "量子化は .apply を使う Function (STE) で行い、.detach() や torch.no_grad() を使わないでください。")
+
+
+def quantized_layers(conv_cls, linear_cls) -> None:
+    """``QuantizedConv2d`` / ``QuantizedLinear``: the weight is quantised, everything else as the parent."""
+    q = quant.Int8InFloat(frac=5)
+    x = torch.linspace(-1, 1, 2 * 4 * 7 * 7).reshape(2, 4, 7, 7)
+    conv = call_student(conv_cls, 4, 6, 3, stride=2, padding=1, groups=2, bias=True, quantizer=q,
+                        what="QuantizedConv2d(4, 6, 3, stride=2, padding=1, groups=2, quantizer=...)")
+    _check_layer("QuantizedConv2d", conv, nn.Conv2d, x,
+                 lambda inp, w: F.conv2d(inp, w, conv.bias.detach(), stride=2, padding=1, groups=2))
+    linear = call_student(linear_cls, 12, 5, quantizer=q, what="QuantizedLinear(12, 5, quantizer=...)")
+    _check_layer("QuantizedLinear", linear, nn.Linear, torch.linspace(-2, 2, 36).reshape(3, 12),
+                 lambda inp, w: F.linear(inp, w, linear.bias.detach()))
+    ok("QuantizedConv2d / QuantizedLinear: 重みだけを量子化し、stride, padding, groups, bias は親クラスのままです。")
+
+
+def binary_block(make_block: Callable[..., nn.Module]) -> None:
+    """A block ``make_block(cin, cout)``: quantised conv, BatchNorm, ±1 outputs, half the size, gradients."""
+    torch.manual_seed(0)
+    block = call_student(make_block, 3, 8, what="binary_block(3, 8)")
+    if not isinstance(block, nn.Module):
+        fail(f"binary_block が nn.Module ではなく {type(block).__name__} を返しました。",
+             "nn.Sequential(層1, 層2, ...) を return してください。")
+    kinds = [type(m).__name__ for m in block.modules()]
+    if not any(hasattr(m, "quantizer") and isinstance(m, nn.Conv2d) for m in block.modules()):
+        fail(f"binary_block に量子化した畳み込みがありません (中身: {kinds})。",
+             "nn.Conv2d ではなく、上で作った QuantizedConv2d(cin, cout, 3, padding=1, bias=False) を使ってください。")
+    if not any(isinstance(m, nn.BatchNorm2d) for m in block.modules()):
+        fail(f"binary_block に BatchNorm2d がありません (中身: {kinds})。",
+             "符号 (±1) を取る直前に nn.BatchNorm2d(cout) を入れると、0 の位置 (しきい値) を学習できます。")
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    out = call_student(block, x, what="binary_block の forward")
+    if out.shape != (2, 8, 8, 8):
+        fail(f"binary_block(3, 8) の出力の形が {tuple(out.shape)} です。(2, 3, 16, 16) から (2, 8, 8, 8) にしてください。",
+             "3×3 の畳み込みは padding=1 で大きさを保ち、nn.MaxPool2d(2) で縦横を半分にします。")
+    values = set(out.detach().unique().tolist())
+    if not values <= {-1.0, 1.0}:
+        fail(f"binary_block の出力が ±1 ではありません (例: {sorted(values)[:5]})。",
+             "最後に BinarySign (BinarySignFunction.apply) を置いてください。ReLU ではありません。")
+    out.sum().backward()
+    if x.grad is None or not bool(x.grad.abs().sum() > 0):
+        fail("binary_block の入力まで勾配が届きません。",
+             "BinarySignFunction の backward (STE) で勾配が通るはずです。.detach() を使っていませんか?")
+    ok(f"binary_block: 量子化 conv → BatchNorm → ±1、出力 {tuple(out.shape)}、勾配も入力まで届きます。")
+
+
+def fixed_point(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
+    """Homework: an n-bit fixed-point quantiser ``fn(x, bits, frac)`` against :class:`quant.FixedPoint`."""
+    x = torch.tensor([-1e9, -8.3, -4.0, -2.25, -0.375, -0.0, 0.125, 0.3, 0.375, 1.0, 3.875, 3.9375, 100.0])
+    for bits, frac in ((4, 1), (4, 3), (8, 7), (12, 4)):
+        got = call_student(fn, x.clone().requires_grad_(), bits, frac, what=f"fixed_point(x, bits={bits}, frac={frac})")
+        expected = quant.FixedPoint(bits, frac)(x)
+        wrong = _first_mismatch(got.detach(), expected, x)
+        if wrong:
+            fail(f"bits={bits}, frac={frac} の固定小数点が違います: {wrong}。",
+                 f"範囲は [-2^(bits-1), 2^(bits-1)-1] × 2^-frac = [{-(2 ** (bits - 1)) * 2.0**-frac:g}, "
+                 f"{(2 ** (bits - 1) - 1) * 2.0**-frac:g}]、刻みは {2.0**-frac:g} です。")
+    ok("固定小数点 (n ビット) の量子化が参考実装と一致しました。")
