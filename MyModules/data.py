@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import shutil
 import struct
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,8 +322,27 @@ def write_image_folder(root: Path, train: tuple[np.ndarray, np.ndarray], test: t
 
 def generate_test_data(name: str, root: Path, seed: int = 0,
                        train_size: int = TEST_TRAIN_SIZE, test_size: int = TEST_TEST_SIZE) -> Path:
-    """Write generated data for dataset ``name`` under ``root`` in that dataset's own layout."""
+    """Write generated data for dataset ``name`` under ``root`` in that dataset's own layout.
+
+    The files are written into a temporary folder and moved into place, so several processes
+    starting at once (parallel workers, notebooks) never read a half-written dataset.
+    """
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".generating-", dir=root))
+    try:
+        written = _generate_into(name, tmp, seed, train_size, test_size)
+        for entry in tmp.iterdir():
+            try:
+                entry.rename(root / entry.name)  # atomic; fails if another process was first
+            except OSError:
+                pass
+        return root / written.relative_to(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _generate_into(name: str, root: Path, seed: int, train_size: int, test_size: int) -> Path:
     num_classes = 100 if name == "cifar100" else 10
     train = make_synthetic(train_size, num_classes, seed=seed)
     test = make_synthetic(test_size, num_classes, seed=seed + 1)

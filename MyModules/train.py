@@ -104,10 +104,12 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
     """One-cycle (per step) or None; ``total_steps`` = epochs × steps per epoch."""
-    if config.schedule == "constant":
-        return None
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=max(total_steps, 1),
-                                               pct_start=0.25)
+    if config.schedule == "constant" or total_steps < 3:
+        return None  # a run of 1-2 steps is too short to warm up and anneal
+    # Warm up for a quarter of the run, and for at least 2 steps (OneCycleLR divides by the length).
+    pct_start = min(0.5, max(0.25, 2 / total_steps))
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
+                                               pct_start=pct_start)
 
 
 def _steps(loader, max_steps: int | None) -> int:

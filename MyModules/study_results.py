@@ -1,0 +1,79 @@
+"""Looking at a study: the trials table (DataFrame / CSV) and Optuna's matplotlib plots.
+
+    table = trials_table(study)          # number, state, value, duration, checkpoint, one column per parameter
+    figures = plot_study(study)          # history, importance, slice, intermediate values (pruned trials too)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+TABLE_COLUMNS = ("number", "state", "value", "duration_s", "epochs", "checkpoint", "params")
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: ``number, state, value`` (final test accuracy, %), ``duration_s``, ``epochs``
+    (trained before it finished or was pruned), ``checkpoint`` (path), ``params`` (dict), then one
+    ``param_<name>`` column per parameter (empty where a trial did not use it, e.g. SGD's momentum)."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        row = {"number": t.number, "state": t.state.name, "value": t.value,
+               "duration_s": round(duration, 3) if duration is not None else None,
+               "epochs": len(t.intermediate_values), "checkpoint": t.user_attrs.get("checkpoint"),
+               "params": dict(t.params)}
+        row.update({f"param_{k}": v for k, v in sorted(t.params.items())})
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=None if rows else list(TABLE_COLUMNS))
+    return table.set_index("number", drop=False).rename_axis(None) if rows else table
+
+
+def save_trials_csv(study: optuna.Study, path: str | Path) -> Path:
+    """Write :func:`trials_table` as CSV (atomically: a worker may be killed at any moment)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    trials_table(study).to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+PLOTS = {
+    "history": "plot_optimization_history",  # best value so far, trial by trial
+    "importance": "plot_param_importances",  # which parameters mattered (fANOVA on complete trials)
+    "slice": "plot_slice",  # value against each parameter
+    "intermediate": "plot_intermediate_values",  # accuracy per epoch: pruned curves stop early
+}
+
+
+def plot_study(study: optuna.Study, which: tuple[str, ...] = tuple(PLOTS), out_dir: str | Path | None = None) -> dict:
+    """Optuna's matplotlib plots of ``study``, by name; with ``out_dir`` also saved as PNG.
+
+    A plot that needs more trials than the study has (importance needs two complete trials with the
+    same parameters) is left out with a printed note instead of an error.
+    """
+    from optuna.visualization import matplotlib as ovm
+
+    figures = {}
+    for name in which:
+        with warnings.catch_warnings():
+            # Experimental API notes, and matplotlib's notes on single-valued axes of small studies.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                result = getattr(ovm, PLOTS[name])(study)
+            except (ValueError, RuntimeError, ZeroDivisionError) as e:
+                print(f"{name}: not plotted yet ({e})")
+                continue
+            axes = result.flatten()[0] if hasattr(result, "flatten") else result
+            figure = axes.figure
+            figure.tight_layout()
+        figures[name] = figure
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            figure.savefig(Path(out_dir) / f"{study.study_name}-{name}.png", dpi=100)
+    return figures

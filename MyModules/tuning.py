@@ -1,0 +1,354 @@
+"""Hyperparameter search with Optuna on top of the course's ``fit``: objective, pruning, workers.
+
+    objective = Objective(dataset, device, runs_dir, TrainConfig(epochs=5), space=SearchSpace())
+    study = open_study(open_storage(None, course_dir=..., study_name=name), name, objective.identity())
+    run_worker(study, objective, n_trials=20)      # run again after a lost runtime: it continues
+
+Each trial trains with ``fit`` in its own run folder, reports the test accuracy after every epoch
+(``trial.report``) and stops early when the pruner says so (``TrialPruned``). The checkpoint path is
+stored in the trial's ``user_attrs`` from the start, so pruned and failed trials have one too, and a
+trial retried after its worker died continues from that checkpoint instead of starting again.
+
+``n_trials`` counts for the whole *study*: several workers (processes, Colab sessions, lab servers)
+on one database together finish exactly that many COMPLETE + PRUNED trials (see :func:`run_worker`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch import nn
+
+from . import env
+from .checkpoint import load_checkpoint
+from .data import Dataset, ImageSet
+from .loader import make_loaders
+from .models import count_parameters
+from .search_space import SearchSpace, model_from_params, suggest_config, suggest_model
+from .study_storage import (
+    STUDIES_DIR,
+    StorageConfig,
+    TuningError,
+    default_study_name,
+    hide_password,
+    is_url,
+    journal_path,
+    open_storage,
+    open_study,
+)
+from .train import (
+    CHECKPOINT_NAME,
+    Callback,
+    TrainConfig,
+    amp_dtype_for,
+    apply_test_mode,
+    evaluate,
+    fit,
+)
+
+# Test mode (COURSE_TEST_MODE=1) on top of fit's own caps, so a study of a few trials takes seconds.
+TEST_MODE_MAX_TRIALS = 3  # per study
+TEST_MODE_STEPS = 3  # training steps per epoch (OneCycleLR needs total steps > 4)
+TEST_MODE_BATCH_SIZE = 16  # images per step, whatever the trial suggested
+TEST_MODE_TEST_IMAGES = 64  # test images evaluated after each epoch
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that count towards n_trials
+SURPLUS_ATTR = "surplus"  # user attribute of a trial that found the study already full
+
+
+class SurplusTrial(Exception):
+    """Raised inside a trial that another worker's trial made unnecessary (the study is full)."""
+
+
+def capped_trials(n_trials: int) -> int:
+    return min(n_trials, TEST_MODE_MAX_TRIALS) if env.test_mode() else n_trials
+
+
+def trial_data(dataset: Dataset) -> Dataset:
+    """The dataset a trial sees: in test mode the test split shrinks to TEST_MODE_TEST_IMAGES images."""
+    if not env.test_mode():
+        return dataset
+    n = TEST_MODE_TEST_IMAGES
+    return dataclasses.replace(dataset, test=ImageSet(dataset.test.images[:n], dataset.test.labels[:n]))
+
+
+def trial_config(config: TrainConfig) -> TrainConfig:
+    """``config`` as a trial trains it: in test mode, few steps of small batches."""
+    if not env.test_mode():
+        return config
+    config = dataclasses.replace(config, batch_size=min(config.batch_size, TEST_MODE_BATCH_SIZE),
+                                 max_steps_per_epoch=min(config.max_steps_per_epoch or TEST_MODE_STEPS, TEST_MODE_STEPS))
+    return apply_test_mode(config, verbose=False)  # fit's own caps, applied here without a line per trial
+
+
+class PruningCallback(Callback):
+    """Report each epoch's test accuracy to the trial and stop the training when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
+        self.trial.report(metrics["test_accuracy"], step=epoch)
+        if self.trial.should_prune():
+            # fit has already saved this epoch's checkpoint: the pruned trial keeps its weights.
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} at {metrics['test_accuracy']:.1f}% test accuracy")
+
+
+def _source(fn: Callable) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+@dataclass
+class Objective:
+    """Optuna's objective: suggest settings and a model, train with ``fit``, return the final test accuracy (%).
+
+    ``suggest_config(trial, base) -> TrainConfig`` and ``build_model(trial, num_classes) -> nn.Module``
+    default to :mod:`MyModules.search_space` over ``space``; pass your own to search something else.
+    """
+
+    dataset: Dataset
+    device: torch.device | str
+    runs_dir: Path  # trial run folders go to runs_dir/<study name>/trial-NNNN
+    base: TrainConfig = field(default_factory=TrainConfig)  # what the trial does not choose (epochs, seed...)
+    space: SearchSpace | None = field(default_factory=SearchSpace)
+    suggest_config: Callable[[Any, TrainConfig], TrainConfig] | None = None
+    build_model: Callable[[Any, int], nn.Module] | None = None
+    progress: bool = False  # per-epoch lines from fit
+
+    def __post_init__(self):
+        if self.space is None and (self.suggest_config is None or self.build_model is None):
+            raise ValueError("without a SearchSpace, give both suggest_config and build_model")
+
+    def make_config(self, trial) -> TrainConfig:
+        if self.suggest_config is not None:
+            config = self.suggest_config(trial, self.base)
+        else:
+            config = suggest_config(trial, self.space, self.base)
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"suggest_config must return a TrainConfig, got {type(config).__name__}")
+        return config
+
+    def make_model(self, trial) -> nn.Module:
+        if self.build_model is not None:
+            return self.build_model(trial, self.dataset.num_classes)
+        return suggest_model(trial, self.space, self.dataset.num_classes)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two studies comparable; the default study name is derived from it."""
+        return {
+            "dataset": self.dataset.name,
+            # Test mode trains and scores differently: its trials never mix with real ones.
+            "test_mode": {"steps": TEST_MODE_STEPS, "batch_size": TEST_MODE_BATCH_SIZE,
+                          "test_images": TEST_MODE_TEST_IMAGES} if env.test_mode() else False,
+            "base": dataclasses.asdict(self.base),
+            "space": self.space.to_dict() if self.space is not None and self.suggest_config is None
+            and self.build_model is None else None,
+            # Your own functions: their source text, so editing them starts a new study.
+            "functions": [_source(f) for f in (self.suggest_config, self.build_model) if f is not None],
+        }
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = trial_config(self.make_config(trial))
+        model = self.make_model(trial)
+        run_dir = Path(self.runs_dir) / trial.study.study_name / f"trial-{trial.number:04d}"
+        resume = False
+        inherited = trial.user_attrs.get("checkpoint")
+        if inherited and Path(inherited).exists():
+            # A retry of a trial whose worker died: same parameters, continue from its last epoch.
+            run_dir, resume = Path(inherited).parent, True
+        trial.set_user_attr("checkpoint", str(run_dir / CHECKPOINT_NAME))
+        trial.set_user_attr("host", socket.gethostname())  # checkpoints are on this machine's disk
+        trial.set_user_attr("num_parameters", count_parameters(model))
+        data = trial_data(self.dataset)
+        train_loader, test_loader = make_loaders(data, config.batch_size, self.device, augment=config.augment,
+                                                 seed=config.seed)
+        result = fit(model, train_loader, test_loader, config, self.device, run_dir=run_dir, resume=resume,
+                     callbacks=[PruningCallback(trial)], progress=self.progress,
+                     info={"study": trial.study.study_name, "trial": trial.number, "params": trial.params})
+        accuracy = result.history[-1]["test_accuracy"]
+        trial.set_user_attr("epochs", len(result.history))
+        return accuracy
+
+
+def make_pruner(name: str = "median", **kwargs: Any) -> optuna.pruners.BasePruner:
+    """A pruner by name: median, percentile, halving (successive halving), threshold, none."""
+    name = name.lower()
+    if name == "median":
+        return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, "n_warmup_steps": 1, **kwargs})
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(**{"percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": 1,
+                                                  **kwargs})
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
+    if name == "threshold":
+        return optuna.pruners.ThresholdPruner(**{"lower": 15.0, **kwargs})  # % accuracy: barely above chance
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; choose median, percentile, halving, threshold or none")
+
+
+PRUNERS = ("median", "percentile", "halving", "threshold", "none")
+
+
+def _count(study: optuna.Study) -> dict[TrialState, int]:
+    counts = dict.fromkeys(TrialState, 0)
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state] += 1
+    return counts
+
+
+def _is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """True when ``n_trials`` other live trials with smaller numbers already fill the study.
+
+    Trial numbers follow the order in which workers asked, so when two workers ask for the last slot
+    at the same moment both see the same ordering and exactly one of them steps back.
+    """
+    live = sorted(t.number for t in study.get_trials(
+        deepcopy=False, states=(*FINISHED, TrialState.RUNNING, TrialState.WAITING)))
+    return number in live and live.index(number) >= n_trials
+
+
+@dataclass
+class WorkerReport:
+    trials_run: int  # trials this worker started (surplus ones included)
+    seconds: float  # wall time of this worker
+    finished: int  # COMPLETE + PRUNED trials in the study at the end
+    waited_seconds: float  # time spent waiting for other workers' last trials
+
+
+def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,
+               poll_seconds: float | None = None, timeout: float | None = None,
+               callbacks: tuple = (), verbose: bool = True) -> WorkerReport:
+    """Work on ``study`` until it holds ``n_trials`` COMPLETE + PRUNED trials (all workers together).
+
+    Before each trial, trials of dead workers are failed and re-queued (heartbeat). When every
+    remaining slot is taken by a RUNNING trial, this worker waits for them instead of leaving: if one
+    of those workers dies, its retry still needs someone to run it. ``timeout`` (s) stops waiting and
+    starting new trials after that long. Re-running after a lost runtime simply continues the study.
+    """
+    n_trials = capped_trials(n_trials)
+    storage = study._storage
+    poll = poll_seconds or float(getattr(storage, "get_heartbeat_interval", lambda: 1)() or 1)
+    start = time.perf_counter()
+    run = waited = 0
+    said_waiting = False
+
+    def guarded(trial: optuna.Trial) -> float:
+        if _is_surplus(study, trial.number, n_trials):
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise SurplusTrial(f"trial {trial.number} is not needed: the study already has {n_trials} trials")
+        return objective(trial)
+
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        counts = _count(study)
+        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+        taken = finished + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
+        if finished >= n_trials or (timeout is not None and time.perf_counter() - start > timeout):
+            break
+        if taken >= n_trials and counts[TrialState.WAITING] == 0:
+            if verbose and not said_waiting:
+                print(f"{study.study_name}: waiting for {counts[TrialState.RUNNING]} running trial(s) of other "
+                      f"workers ({finished}/{n_trials} finished)")
+                said_waiting = True
+            time.sleep(poll)
+            waited += poll
+            continue
+        study.optimize(guarded, n_trials=1, catch=(SurplusTrial,), callbacks=list(callbacks), gc_after_trial=False)
+        run += 1
+    finished = sum(_count(study)[s] for s in FINISHED)
+    seconds = time.perf_counter() - start
+    if verbose:
+        print(f"{study.study_name}: {finished}/{n_trials} trials finished; this worker ran {run} in {seconds:.1f} s")
+    return WorkerReport(run, seconds, finished, waited)
+
+
+def study_for(objective: Objective, *, course_dir: str | Path, storage: str | Path | None = None,
+              study_name: str | None = None, prefix: str = "study", pruner: optuna.pruners.BasePruner | None = None,
+              sampler: optuna.samplers.BaseSampler | None = None,
+              config: StorageConfig | None = None) -> optuna.Study:
+    """Open (or continue) the study for ``objective``: the default name comes from what it searches,
+    the default storage is ``<course_dir>/studies/<name>.journal``; a database URL shares it."""
+    identity = objective.identity()
+    name = study_name or default_study_name(identity, prefix)
+    store = open_storage(storage, course_dir=course_dir, study_name=name, config=config)
+    return open_study(store, name, identity, direction="maximize", sampler=sampler, pruner=pruner)
+
+
+def tune(*, dataset: Dataset, device: torch.device | str, course_dir: str | Path, runs_dir: str | Path,
+         n_trials: int, base: TrainConfig, space: SearchSpace, storage: str | Path | None = None,
+         study_name: str | None = None, pruner: str = "median", timeout: float | None = None,
+         progress: bool = False) -> tuple[optuna.Study, WorkerReport]:
+    """One worker of the command line (``python -m MyModules tune``): open the study, run, write the table."""
+    from .study_results import save_trials_csv
+
+    objective = Objective(dataset, device, Path(runs_dir), base=base, space=space, progress=progress)
+    study = study_for(objective, course_dir=course_dir, storage=storage, study_name=study_name,
+                      pruner=make_pruner(pruner))
+    print(f"study {study.study_name} ({'database' if is_url(storage) else 'journal'}: "
+          f"{hide_password(str(storage)) if is_url(storage) else storage or journal_path(course_dir, study.study_name)})")
+    report = run_worker(study, objective, n_trials, timeout=timeout)
+    csv_path = save_trials_csv(study, Path(course_dir) / STUDIES_DIR / f"{study.study_name}-trials.csv")
+    print(f"{describe(study)}; trials table: {csv_path}")
+    return study, report
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The COMPLETE trial with the best value (pruned trials never count)."""
+    try:
+        return study.best_trial
+    except ValueError as e:
+        raise TuningError(f"study {study.study_name!r} has no complete trial yet; run some trials first") from e
+
+
+def load_trial_model(trial: optuna.trial.FrozenTrial, num_classes: int, *, space: SearchSpace | None = None,
+                     build_model: Callable[[Any, int], nn.Module] | None = None,
+                     device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild ``trial``'s model (``FixedTrial(trial.params)``) and load its checkpoint's weights."""
+    if build_model is not None:
+        model = build_model(optuna.trial.FixedTrial(dict(trial.params)), num_classes)
+    else:
+        model = model_from_params(trial.params, space or SearchSpace(), num_classes)
+    path = trial.user_attrs.get("checkpoint")
+    if not path or not Path(path).exists():
+        raise TuningError(f"trial {trial.number} has no checkpoint here ({path}); it was saved on host "
+                          f"{trial.user_attrs.get('host', '?')}")
+    state = load_checkpoint(path, map_location=device)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
+
+
+def evaluate_trial_model(model: nn.Module, dataset: Dataset, device: torch.device | str,
+                         batch_size: int = 256) -> float:
+    """Test accuracy (%) of ``model`` on the same test images the trials were scored on."""
+    device = torch.device(device)
+    _, test_loader = make_loaders(trial_data(dataset), batch_size, device, augment=False)
+    # Same mixed precision as fit used for the recorded accuracy (bf16/fp16 on GPUs, off on CPU).
+    return evaluate(model, device, test_loader, amp_dtype=amp_dtype_for(device))["accuracy"]
+
+
+def describe(study: optuna.Study) -> str:
+    counts = _count(study)
+    parts = [f"{s.name} {n}" for s, n in counts.items() if n]
+    return f"study {study.study_name}: {', '.join(parts) or 'no trials'}"
+
+
+def params_json(trial: optuna.trial.FrozenTrial) -> str:
+    return json.dumps(trial.params, ensure_ascii=False, sort_keys=True)
