@@ -9,6 +9,11 @@ Notebooks import from here instead of copying helpers around. One concern per mo
 * ``train``      ``TrainConfig``, ``train_one_epoch``, ``evaluate``, ``fit`` (checkpoints, resume)
 * ``checkpoint`` atomic save, ``weights_only`` load
 * ``metrics``    accuracy, confusion matrix, per-class accuracy
+* ``hooks``      forward hooks that always come off (record_activations)
+* ``tb_logging`` TensorBoardLogger callback; read logs back, CSV export
+* ``summary``    torchinfo model summaries (shapes, parameters, MACs)
+* ``plots``      learning curves, confusion matrix, predictions, filters, feature maps
+* ``search_space``, ``study_storage``, ``tuning``, ``study_results``  Optuna (session 3)
 * ``speed``      images/s of a training step, seconds per loader epoch
 * ``quant``      custom autograd Functions: int8 fixed point, ±1 sign (STE), ternary, power of two;
                  quantised Conv2d/Linear

@@ -67,6 +67,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="disable mixed precision")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="do not write TensorBoard logs (<run folder>/tensorboard)")
+    p.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="do not save plots and confusion-matrix CSVs into the run folder")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -116,12 +120,23 @@ def run_train(args: argparse.Namespace) -> int:
         saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
         (run_dir / RUN_ARGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
     print(f"run folder: {run_dir}")
+    callbacks = []
+    if args.tensorboard:
+        from .tb_logging import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(images=next(iter(test_loader))[0][:64],
+                                           hparams={"model": args.model, "dataset": args.dataset}))
     result = fit(model, train_loader, test_loader, config, device, run_dir=run_dir, resume=args.resume,
-                 classes=dataset.classes, progress=args.progress,
+                 classes=dataset.classes, progress=args.progress, callbacks=callbacks,
                  info={"model": args.model, "dataset": args.dataset})
     s = result.summary
     print(f"test accuracy {s['test_accuracy']:.2f} % after {s['epochs']} epochs, "
           f"{s['train_seconds']:.1f} s training ({s['images_per_second']:.0f} images/s); saved in {run_dir}")
+    if args.plots:
+        from .plots import save_run_plots
+
+        paths = save_run_plots(run_dir, model, dataset, device)
+        print("plots and confusion CSVs:", ", ".join(sorted(p.name for p in paths.values())))
     return 0
 
 

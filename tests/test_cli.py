@@ -40,6 +40,10 @@ def test_synthetic_run_writes_metrics_summary_and_checkpoint(tmp_path):
     assert summary["model"] == "net" and summary["dataset"] == "synthetic" and summary["num_parameters"] == 62006
     assert summary["test_accuracy"] == pytest.approx(float(rows[-1]["test_accuracy"]), abs=1e-4)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 2
+    # What students and instructors look at afterwards: plots, confusion CSVs, TensorBoard events.
+    for name in ("learning_curves.png", "confusion_matrix.png", "predictions.png", "confusion_counts.csv"):
+        assert (out / name).stat().st_size > 0, name
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 
 @pytest.mark.parametrize("args, expected", [
