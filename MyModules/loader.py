@@ -57,8 +57,9 @@ def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float],
 class DeviceLoader:
     """Iterate over a uint8 :class:`~MyModules.data.ImageSet` kept on ``device``, batch by batch.
 
-    Deterministic: the order and augmentation of epoch ``e`` depend only on ``(seed, e)``; call
-    :meth:`set_epoch` before each epoch (``fit`` does), which makes resumed runs repeat exactly.
+    Deterministic: the order and augmentation of epoch ``e`` depend only on ``(seed, e)``. ``fit``
+    calls :meth:`set_epoch` before each epoch, which makes resumed runs repeat exactly; a hand-written
+    loop that does not call it still gets a new order each pass (the epoch counts up by itself).
     """
 
     def __init__(self, images: ImageSet, batch_size: int, mean: Sequence[float], std: Sequence[float], *,
@@ -72,16 +73,21 @@ class DeviceLoader:
         self.batch_size, self.mean, self.std = batch_size, tuple(mean), tuple(std)
         self.shuffle, self.augment, self.padding, self.flip = shuffle, augment, padding, flip
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
+        self._epoch_was_set = False
         self.channels_last, self.dtype = channels_last, dtype
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        self._epoch_was_set = True
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not self._epoch_was_set and self.shuffle:
+            self.epoch += 1  # no set_epoch since the last pass: move on, never repeat an order
+        self._epoch_was_set = False
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.seed * 100_003 + self.epoch)
         n = len(self.labels)

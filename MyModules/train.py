@@ -38,6 +38,7 @@ from .models import count_parameters
 # Test mode (COURSE_TEST_MODE=1) keeps every run this short, so the notebooks run in seconds.
 TEST_MODE_EPOCHS = 2
 TEST_MODE_STEPS = 20
+TEST_MODE_IMAGES = 512  # at most this many training images per epoch, whatever the batch size
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
@@ -257,7 +258,8 @@ def apply_test_mode(config: TrainConfig, verbose: bool = True) -> TrainConfig:
     """In test mode, cap epochs and steps per epoch; otherwise return ``config`` unchanged."""
     if not env.test_mode():
         return config
-    steps = min(config.max_steps_per_epoch or TEST_MODE_STEPS, TEST_MODE_STEPS)
+    steps = min(config.max_steps_per_epoch or TEST_MODE_STEPS, TEST_MODE_STEPS,
+                max(2, -(-TEST_MODE_IMAGES // config.batch_size)))  # ceil: at least 2 steps
     capped = dataclasses.replace(config, epochs=min(config.epochs, TEST_MODE_EPOCHS), max_steps_per_epoch=steps)
     if verbose and (capped.epochs, capped.max_steps_per_epoch) != (config.epochs, config.max_steps_per_epoch):
         print(f"テストモード: epochs {config.epochs} → {capped.epochs}, 1エポック最大 {steps} ステップ")

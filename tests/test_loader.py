@@ -113,3 +113,13 @@ def test_standard_path_yields_the_same_shapes_and_labels():
     # The test loaders are not shuffled or augmented: identical batches.
     (ftx, fty), (stx, sty) = next(iter(fast_test)), next(iter(slow_test))
     assert torch.equal(fty, sty) and torch.allclose(ftx, stx, atol=1e-6)
+
+
+def test_hand_written_loop_without_set_epoch_gets_a_new_order_each_pass():
+    images, _ = data.make_synthetic(200, seed=8)
+    imageset = data.ImageSet(torch.from_numpy(images), torch.arange(200))
+    loader = DeviceLoader(imageset, 50, (0.5,) * 3, (0.25,) * 3, shuffle=True)
+    first = torch.cat([y for _, y in loader])
+    second = torch.cat([y for _, y in loader])
+    assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(200))
+    assert not torch.equal(first, second)

@@ -21,9 +21,16 @@ def dataset(tmp_path_factory):
     return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
 
 
-def test_fit_learns_far_above_chance(dataset, tmp_path):
+@pytest.fixture
+def no_test_mode(monkeypatch):
+    """These tests size their own runs; test mode would cap them further."""
+    monkeypatch.delenv("COURSE_TEST_MODE")
+
+
+def test_fit_learns_far_above_chance(dataset, tmp_path, no_test_mode):
     train_loader, test_loader = make_loaders(dataset, 128, "cpu")
-    result = fit(WideNet(width=8), train_loader, test_loader, TrainConfig(epochs=2), "cpu", run_dir=tmp_path,
+    result = fit(WideNet(width=8), train_loader, test_loader, TrainConfig(epochs=2, max_steps_per_epoch=20), "cpu",
+                 run_dir=tmp_path,
                  classes=dataset.classes, progress=False)
     assert result.summary["test_accuracy"] > 60  # chance is 10 %
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
@@ -35,11 +42,11 @@ def test_fit_learns_far_above_chance(dataset, tmp_path):
     assert set(summary["per_class_accuracy"]) == set(dataset.classes)
 
 
-def test_fast_and_standard_paths_reach_the_same_accuracy(dataset):
+def test_fast_and_standard_paths_reach_the_same_accuracy(dataset, no_test_mode):
     accuracies = {}
     for fast in (True, False):
         train_loader, test_loader = make_loaders(dataset, 128, "cpu", fast=fast, num_workers=0)
-        result = fit(WideNet(width=8), train_loader, test_loader, TrainConfig(epochs=2, seed=1), "cpu", progress=False)
+        result = fit(WideNet(width=8), train_loader, test_loader, TrainConfig(epochs=2, seed=1, max_steps_per_epoch=20), "cpu", progress=False)
         accuracies[fast] = result.summary["test_accuracy"]
     assert min(accuracies.values()) > 60
     assert abs(accuracies[True] - accuracies[False]) < 10  # same within noise (500 test images)
@@ -79,8 +86,7 @@ class Crash(Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_from_python_gives_the_same_weights(dataset, tmp_path, monkeypatch):
-    monkeypatch.delenv("COURSE_TEST_MODE")  # test mode would cap the run at 2 epochs
+def test_resume_from_python_gives_the_same_weights(dataset, tmp_path, no_test_mode):
     config = TrainConfig(epochs=3, max_steps_per_epoch=8)
     train_loader, test_loader = make_loaders(dataset, 64, "cpu")
     seed_everything(0)  # same initial weights in both runs
@@ -131,3 +137,13 @@ def test_rng_roundtrip():
     restore_rng(state)
     b = (torch.rand(3), random.random(), np.random.rand())
     assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_test_mode_caps_epochs_steps_and_images():
+    from MyModules.train import apply_test_mode
+
+    small_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=16), verbose=False)
+    assert (small_batches.epochs, small_batches.max_steps_per_epoch) == (2, 20)
+    large_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=128), verbose=False)
+    assert large_batches.max_steps_per_epoch == 4  # 512 images
+    assert apply_test_mode(TrainConfig(epochs=1, max_steps_per_epoch=3), verbose=False).max_steps_per_epoch == 3
