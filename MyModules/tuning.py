@@ -15,10 +15,12 @@ on one database together finish exactly that many COMPLETE + PRUNED trials (see 
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
 import json
 import socket
+import textwrap
 import time
 import warnings
 from collections.abc import Callable
@@ -107,10 +109,21 @@ class PruningCallback(Callback):
 
 
 def _source(fn: Callable) -> str:
+    """The function's code as a syntax tree dump: comments and blank lines do not change the study."""
     try:
-        return inspect.getsource(fn)
+        source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
         return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):  # docstrings are comments too
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str)):
+            body.pop(0)
+    return ast.dump(tree)
 
 
 @dataclass
@@ -186,12 +199,15 @@ class Objective:
 
 
 def make_pruner(name: str = "median", **kwargs: Any) -> optuna.pruners.BasePruner:
-    """A pruner by name: median, percentile, halving (successive halving), threshold, none."""
+    """A pruner by name: median, percentile, halving (successive halving), threshold, none.
+
+    Steps are epochs counted from 1; ``n_warmup_steps=2`` never prunes after the first, noisiest epoch.
+    """
     name = name.lower()
     if name == "median":
-        return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, "n_warmup_steps": 1, **kwargs})
+        return optuna.pruners.MedianPruner(**{"n_startup_trials": 2, "n_warmup_steps": 2, **kwargs})
     if name == "percentile":
-        return optuna.pruners.PercentilePruner(**{"percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": 1,
+        return optuna.pruners.PercentilePruner(**{"percentile": 25.0, "n_startup_trials": 2, "n_warmup_steps": 2,
                                                   **kwargs})
     if name == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(**kwargs)
