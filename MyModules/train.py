@@ -301,8 +301,12 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     start_epoch = 1
     checkpoint_path = run_dir / CHECKPOINT_NAME if run_dir is not None else None
     if resume:
-        if checkpoint_path is None or not checkpoint_path.exists():
-            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {run_dir}")
+        if checkpoint_path is None:
+            raise FileNotFoundError("cannot resume: no run folder given (run_dir is None); pass the folder of "
+                                    "the run to continue, e.g. train.latest_run_dir(course.runs_dir)")
+        if not checkpoint_path.exists():
+            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {run_dir} (no epoch has finished "
+                                    "there yet); start it without resume=True")
         state = load_checkpoint(checkpoint_path, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

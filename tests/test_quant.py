@@ -228,14 +228,15 @@ def test_int8_weights_export():
     assert torch.equal(codes.float() / 64, quant.Int8InFloat(6)(model.features[0][0].weight.detach()))
 
 
-def test_quantized_network_learns_with_fit(tmp_path):
-    """The course's training loop trains the ±1 network (test mode: 2 epochs × 20 steps)."""
+def test_quantized_network_learns_with_fit(tmp_path, monkeypatch):
+    """The course's training loop trains the ±1 network (2 epochs × 20 steps on generated data)."""
     from MyModules import data, loader, train
 
-    dataset = data.load_dataset("cifar10", tmp_path / "data")
+    monkeypatch.delenv("COURSE_TEST_MODE")  # this test sizes its own run
+    dataset = data.load_dataset("cifar10", tmp_path / "data", test_mode=True)
     train_loader, test_loader = loader.make_loaders(dataset, batch_size=64, device="cpu")
     model = QuantNet(QuantNetConfig(widths=(8, 16, 32)))
-    config = train.TrainConfig(epochs=2, optimizer="adam", lr=3e-3, weight_decay=0.0)
+    config = train.TrainConfig(epochs=2, optimizer="adam", lr=3e-3, weight_decay=0.0, max_steps_per_epoch=20)
     result = train.fit(model, train_loader, test_loader, config, "cpu", progress=False)
     assert result.history[-1]["test_accuracy"] > 30.0  # chance is 10 %
     assert all(math.isfinite(r["train_loss"]) for r in result.history)

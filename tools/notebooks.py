@@ -42,9 +42,17 @@ SETUP_TAG = "setup"
 SETUP_CELL = '''\
 # セットアップ: 最初に1回実行してください (何度実行しても大丈夫です)
 import importlib
-import subprocess
 import sys
 from pathlib import Path
+
+
+def pip_install(*args):
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError("pip install に失敗しました (ネット接続を確認してください):\\n" + done.stderr[-1500:])
+
 
 try:
     import MyModules  # noqa: F401  (pip install 済み、またはリポジトリの中で開いたとき)
@@ -58,11 +66,16 @@ except ModuleNotFoundError:
     found = [p for p in here if (p / "MyModules" / "__init__.py").is_file()]
     if found:
         sys.path.insert(0, str(found[0]))
+        if "google.colab" in sys.modules:  # Colab に入っていないものだけ入れる (torch はそのまま)
+            pip_install("torchinfo>=1.8", "optuna>=3.6,<6")
     else:  # どこにもなければ GitHub からインストール (Colab の torch はそのまま使います)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                        "git+https://github.com/{repo}"], check=True)
+        try:
+            pip_install("git+https://github.com/{repo}")
+        except RuntimeError as e:
+            raise RuntimeError(f"MyModules を入手できませんでした。Drive の MyDrive/pytorch-course/MyModules に "
+                               f"置くか、講師に連絡してください。\\n{{e}}") from None
         importlib.invalidate_caches()
-from MyModules import env
+from MyModules import env  # noqa: E402
 
 course = env.setup(need_gpu={need_gpu})
 device = course.device'''
