@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from .data import Dataset, ImageSet
+from .env import prefers_channels_last
 
 
 def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
@@ -32,11 +33,11 @@ def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | 
     b, c, h, w = batch.shape
     offsets = torch.randint(0, 2 * padding + 1, (b, 2), device=batch.device, generator=generator)
     padded = torch.nn.functional.pad(batch, (padding, padding, padding, padding))  # zeros, (B, C, H+2p, W+2p)
-    # Two gathers (rows, then columns) are cheaper than one 4-D advanced index, on CPU and GPU.
-    rows = (offsets[:, 0, None] + torch.arange(h, device=batch.device)).view(b, 1, h, 1)
-    crops = padded.gather(2, rows.expand(b, c, h, w + 2 * padding))  # (B, C, H, W+2p)
-    cols = (offsets[:, 1, None] + torch.arange(w, device=batch.device)).view(b, 1, 1, w)
-    return crops.gather(3, cols.expand(b, c, h, w)), offsets
+    # Every (H, W) window of the padded images, as a view: (B, C, 2p+1, 2p+1, H, W). Picking one window
+    # per image is a single gather, about twice as fast as gathering rows and then columns.
+    windows = padded.unfold(2, h, 1).unfold(3, w, 1)
+    index_b = torch.arange(b, device=batch.device)
+    return windows[index_b, :, offsets[:, 0], offsets[:, 1]], offsets  # (B, C, H, W)
 
 
 def random_flip(batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
@@ -75,6 +76,17 @@ class DeviceLoader:
         self.drop_last, self.seed, self.epoch = drop_last, seed, 0
         self._epoch_was_set = False
         self.channels_last, self.dtype = channels_last, dtype
+        self.windows = None
+        if augment and (padding or flip):
+            # Pre-pad once and keep a mirrored copy next to the originals, then view every (H, W) window:
+            # (2N, C, 2p+1, 2p+1, H, W). One gather per batch then picks image, mirror and crop together
+            # (zero padding as RandomCrop's; flipping before or after the crop gives the same distribution).
+            # Costs (H+2p)(W+2p)/(HW) x 2 the memory of the training images: 3.1x for CIFAR (470 MB).
+            padded = torch.nn.functional.pad(self.images, (padding,) * 4)  # (N, C, H+2p, W+2p)
+            if flip:
+                padded = torch.cat([padded, padded.flip(3)])  # (2N, ...): image i mirrored at N + i
+            h, w = self.images.shape[-2:]
+            self.windows = padded.unfold(2, h, 1).unfold(3, w, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -95,12 +107,16 @@ class DeviceLoader:
                  else torch.arange(n, device=self.device))
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            images = self.images[index]
-            if self.augment:
-                if self.padding:
-                    images, _ = random_crop(images, self.padding, generator)
+            if self.windows is None:
+                images = self.images[index]  # (B, C, H, W)
+            else:
+                source = index
                 if self.flip:
-                    images, _ = random_flip(images, generator)
+                    mirrored = torch.rand(len(index), device=self.device, generator=generator) < 0.5
+                    source = index + n * mirrored
+                offsets = torch.randint(0, 2 * self.padding + 1, (len(index), 2), device=self.device,
+                                        generator=generator)
+                images = self.windows[source, :, offsets[:, 0], offsets[:, 1]]  # (B, C, H, W)
             images = normalize(images, self.mean, self.std, self.dtype)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -152,24 +168,29 @@ class _DeviceIterable:
             yield images, labels.to(self.device, non_blocking=True)
 
 
-def fits_on_device(dataset: Dataset, device: torch.device, fraction: float = 0.5) -> bool:
-    """True when the uint8 dataset takes at most ``fraction`` of the device's free memory."""
+def fits_on_device(dataset: Dataset, device: torch.device, fraction: float = 0.5, padding: int = 4) -> bool:
+    """True when the DeviceLoaders' tensors take at most ``fraction`` of the device's free memory."""
     if device.type != "cuda":
-        return True  # the tensors already live in host memory
-    need = dataset.train.images.numel() + dataset.test.images.numel()
+        return True  # host memory: the uint8 tensors are already there
+    _, h, w = dataset.image_shape
+    augmented = 2 * (h + 2 * padding) * (w + 2 * padding) / (h * w)  # padded + mirrored copy
+    need = dataset.train.images.numel() * (1 + augmented) + dataset.test.images.numel()
     free, _total = torch.cuda.mem_get_info(device)
     return need <= fraction * free
 
 
 def make_loaders(dataset: Dataset, batch_size: int = 128, device: torch.device | str = "cpu", *,
                  fast: bool = True, augment: bool = True, seed: int = 0, num_workers: int = 2,
-                 channels_last: bool = False, test_batch_size: int | None = None):
+                 channels_last: bool | None = None, test_batch_size: int | None = None):
     """``(train_loader, test_loader)`` for ``dataset``, yielding batches on ``device``.
 
     ``fast=True`` (the default) uses :class:`DeviceLoader`; when the data does not fit on the device
-    it says so and falls back to the standard ``DataLoader`` path (``fast=False``).
+    it says so and falls back to the standard ``DataLoader`` path (``fast=False``). Batches come in
+    channels_last layout where that is faster (``env.prefers_channels_last``) unless told otherwise.
     """
     device = torch.device(device)
+    if channels_last is None:
+        channels_last = prefers_channels_last(device)
     test_batch_size = test_batch_size or max(batch_size, 500)
     if fast and not fits_on_device(dataset, device):
         print(f"{dataset.name} does not fit in {device} memory next to the model: "

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import env
-from .train import amp_dtype_for, train_one_epoch
+from .train import TrainConfig, amp_dtype_for, make_optimizer, train_one_epoch
 
 # Test mode (COURSE_TEST_MODE=1) times only this many steps, to keep notebooks quick.
 TEST_MODE_STEPS = 2
@@ -49,7 +49,7 @@ def training_throughput(model: nn.Module, loader, device: torch.device | str, *,
                         compile_model: bool = False, lr: float = 0.01) -> float:
     """Images per second of ``train_one_epoch`` on ``loader`` (``steps`` timed steps after ``warmup``).
 
-    ``amp`` / ``channels_last`` default to what ``fit`` would use on ``device`` (on for CUDA).
+    ``amp`` / ``channels_last`` default to what ``fit`` would use on ``device``.
     The model's weights change: pass a fresh model.
     """
     device = torch.device(device)
@@ -57,14 +57,14 @@ def training_throughput(model: nn.Module, loader, device: torch.device | str, *,
         steps, warmup = min(steps, TEST_MODE_STEPS), min(warmup, 1)
     amp_dtype = amp_dtype_for(device, amp)
     if channels_last is None:
-        channels_last = device.type == "cuda"
+        channels_last = env.prefers_channels_last(device)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     run = torch.compile(model) if compile_model else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    optimizer = make_optimizer(model, TrainConfig(lr=lr))  # what fit uses
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     options = dict(amp_dtype=amp_dtype, scaler=scaler, progress=False, log_every=10**9)
     train_one_epoch(run, device, loader, optimizer, 0, max_steps=warmup, **options)

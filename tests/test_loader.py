@@ -123,3 +123,23 @@ def test_hand_written_loop_without_set_epoch_gets_a_new_order_each_pass():
     second = torch.cat([y for _, y in loader])
     assert sorted(first.tolist()) == sorted(second.tolist()) == list(range(200))
     assert not torch.equal(first, second)
+
+
+def test_device_loader_batches_are_crops_and_mirrors_of_their_own_images():
+    images = coordinate_images(64)
+    images[:, 2] = torch.arange(64, dtype=torch.uint8).view(64, 1, 1) + 100  # channel 2 names the image
+    imageset = data.ImageSet(images, torch.arange(64))
+    loader = DeviceLoader(imageset, 64, (0.0,) * 3, (1 / 255,) * 3, shuffle=True, augment=True, seed=3)
+    batch, labels = next(iter(loader))
+    batch = batch.round().to(torch.int64)  # back to pixel values (mean 0, std 1/255)
+    mirrored = 0
+    padded = torch.nn.functional.pad(images.long(), (4, 4, 4, 4))
+    for out, label in zip(batch, labels.tolist()):
+        ident = out[2][out[2] > 0].unique().tolist()
+        assert ident == [100 + label]  # the image's own pixels (zeros are padding)
+        matches = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+                   if torch.equal(out, (padded[label, :, dy:dy + 32, dx:dx + 32].flip(2) if flip
+                                        else padded[label, :, dy:dy + 32, dx:dx + 32]))]
+        assert matches, "not a padded crop (or its mirror) of the source image"
+        mirrored += matches[0][2]
+    assert 10 < mirrored < 54  # about half mirrored
