@@ -426,7 +426,7 @@ def load_dataset(
     if data_dir is None:
         if name == "imagefolder":
             raise DatasetError("imagefolder needs data_dir (--data-root): the folder with train/ and test/")
-        data_dir = env.course_dir() / ("data-test" if test_mode else "data")
+        data_dir = env.data_folder(env.course_dir(), test_mode)
     root = Path(data_dir).expanduser()
     generated = test_mode or name == "synthetic"
     if name == "synthetic":

@@ -71,6 +71,11 @@ def course_dir(path: str | os.PathLike | None = None, *, mount: bool = True) -> 
     return folder
 
 
+def data_folder(course: Path, testing: bool) -> Path:
+    """Where datasets live in the course folder; test mode keeps its generated data apart."""
+    return course / ("data-test" if testing else "data")
+
+
 def pick_device(preferred: str | None = None) -> torch.device:
     """``preferred`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), else the best available.
 
@@ -163,7 +168,7 @@ def setup(
     colab = in_colab()
     folder = course_dir(course_path)
     testing = test_mode()
-    data_dir = folder / ("data-test" if testing else "data")
+    data_dir = data_folder(folder, testing)
     runs_dir = folder / "runs"
     data_dir.mkdir(parents=True, exist_ok=True)
     runs_dir.mkdir(parents=True, exist_ok=True)

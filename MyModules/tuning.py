@@ -18,7 +18,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import json
 import socket
 import textwrap
 import time
@@ -364,7 +363,3 @@ def describe(study: optuna.Study) -> str:
     counts = _count(study)
     parts = [f"{s.name} {n}" for s, n in counts.items() if n]
     return f"study {study.study_name}: {', '.join(parts) or 'no trials'}"
-
-
-def params_json(trial: optuna.trial.FrozenTrial) -> str:
-    return json.dumps(trial.params, ensure_ascii=False, sort_keys=True)
