@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from . import env
+from .errors import DatasetError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -51,12 +52,8 @@ ARCHIVES = {
 }
 
 # Sizes of the generated data in test mode and for --dataset synthetic.
-TEST_TRAIN_SIZE = 2500  # images; 5 CIFAR-style batches of 500
-TEST_TEST_SIZE = 500
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, unreadable or cannot be downloaded; the message says what to do."""
+TEST_TRAIN_SIZE = env.TEST_MODE_LIMITS.train_size
+TEST_TEST_SIZE = env.TEST_MODE_LIMITS.test_size
 
 
 @dataclass

@@ -45,6 +45,39 @@ def test_mode() -> bool:
     return os.environ.get(TEST_MODE_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+@dataclass(frozen=True)
+class TestModeLimits:
+    """How far test mode shrinks everything: the one place that says it (tests, CI, instructors).
+
+    Test mode only shrinks data and steps; the code that runs is the code a student runs.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    epochs: int = 2  # epochs of a training run
+    steps: int = 20  # training steps per epoch
+    images: int = 512  # training images per epoch, whatever the batch size
+    train_size: int = 2500  # generated training images (5 CIFAR-style batches of 500)
+    test_size: int = 500  # generated test images
+    trials: int = 3  # Optuna trials per study
+    trial_steps: int = 3  # training steps per epoch of a trial (OneCycleLR needs total steps > 4)
+    trial_batch_size: int = 16  # images per step of a trial, whatever the trial suggested
+    trial_test_images: int = 64  # test images a trial evaluates after each epoch
+    speed_steps: int = 2  # timed steps of a speed measurement
+
+
+TEST_MODE_LIMITS = TestModeLimits()
+
+
+def test_limits() -> TestModeLimits | None:
+    """The test-mode caps when ``COURSE_TEST_MODE`` is on, else None (nothing is capped)."""
+    return TEST_MODE_LIMITS if test_mode() else None
+
+
+test_limits.__test__ = False  # type: ignore[attr-defined]  # not a pytest test either
+test_mode.__test__ = False  # type: ignore[attr-defined]
+
+
 def mount_drive(mount_point: Path = DRIVE_MOUNT_POINT) -> Path:
     """Mount Google Drive in Colab unless it is already mounted; returns the mount point."""
     if (mount_point / "MyDrive").is_dir():

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from .data import Dataset, ImageSet
 from .env import prefers_channels_last
+from .seeding import epoch_seed
 
 
 def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
@@ -101,7 +102,7 @@ class DeviceLoader:
             self.epoch += 1  # no set_epoch since the last pass: move on, never repeat an order
         self._epoch_was_set = False
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.seed * 100_003 + self.epoch)
+        generator.manual_seed(epoch_seed(self.seed, self.epoch))
         n = len(self.labels)
         order = (torch.randperm(n, device=self.device, generator=generator) if self.shuffle
                  else torch.arange(n, device=self.device))
@@ -155,7 +156,7 @@ class _DeviceIterable:
         self.dataset = loader.dataset
 
     def set_epoch(self, epoch: int) -> None:
-        self.loader.generator.manual_seed(self.seed * 100_003 + epoch)
+        self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -203,7 +204,7 @@ def make_loaders(dataset: Dataset, batch_size: int = 128, device: torch.device |
                             channels_last=channels_last)
         return train, test
     generator = torch.Generator()
-    generator.manual_seed(seed * 100_003)
+    generator.manual_seed(epoch_seed(seed, 0))
     pin = device.type == "cuda"
     train = DataLoader(TransformDataset(dataset.train, standard_transforms(dataset.mean, dataset.std, augment)),
                        batch_size=batch_size, shuffle=True, num_workers=num_workers, pin_memory=pin,

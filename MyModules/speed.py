@@ -15,9 +15,6 @@ from torch import nn
 from . import env
 from .train import TrainConfig, amp_dtype_for, make_optimizer, train_one_epoch
 
-# Test mode (COURSE_TEST_MODE=1) times only this many steps, to keep notebooks quick.
-TEST_MODE_STEPS = 2
-
 
 def synchronize(device: torch.device) -> None:
     """Wait until ``device`` has finished the work queued so far (no-op on CPU)."""
@@ -53,8 +50,9 @@ def training_throughput(model: nn.Module, loader, device: torch.device | str, *,
     The model's weights change: pass a fresh model.
     """
     device = torch.device(device)
-    if env.test_mode():
-        steps, warmup = min(steps, TEST_MODE_STEPS), min(warmup, 1)
+    limits = env.test_limits()  # test mode: time only a few steps, to keep notebooks quick
+    if limits:
+        steps, warmup = min(steps, limits.speed_steps), min(warmup, 1)
     amp_dtype = amp_dtype_for(device, amp)
     if channels_last is None:
         channels_last = env.prefers_channels_last(device)

@@ -43,14 +43,11 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from . import env
+from .errors import TuningError
 
 STUDIES_DIR = "studies"  # under the course folder
 IDENTITY_ATTR = "identity"  # study user attribute: what the study searches (JSON)
 HEARTBEAT_ATTR = "heartbeat"  # trial system attribute (journal only): last beat, Unix seconds
-
-
-class TuningError(RuntimeError):
-    """A problem with a study or its storage that the user can fix; the message says how."""
 
 
 class StudyMismatchError(TuningError):

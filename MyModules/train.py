@@ -17,7 +17,6 @@ import csv
 import dataclasses
 import json
 import math
-import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -34,11 +32,7 @@ from . import env
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .metrics import confusion_matrix, format_per_class, per_class_accuracy
 from .models import count_parameters
-
-# Test mode (COURSE_TEST_MODE=1) keeps every run this short, so the notebooks run in seconds.
-TEST_MODE_EPOCHS = 2
-TEST_MODE_STEPS = 20
-TEST_MODE_IMAGES = 512  # at most this many training images per epoch, whatever the batch size
+from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this module's API)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
@@ -73,13 +67,6 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if self.schedule not in ("onecycle", "constant"):
             raise ValueError(f"schedule must be 'onecycle' or 'constant', got {self.schedule!r}")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and all GPUs)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def amp_dtype_for(device: torch.device, amp: bool | None = None) -> torch.dtype | None:
@@ -260,11 +247,12 @@ def _write_json(path: Path, data: dict) -> None:
 
 def apply_test_mode(config: TrainConfig, verbose: bool = True) -> TrainConfig:
     """In test mode, cap epochs and steps per epoch; otherwise return ``config`` unchanged."""
-    if not env.test_mode():
+    limits = env.test_limits()
+    if not limits:
         return config
-    steps = min(config.max_steps_per_epoch or TEST_MODE_STEPS, TEST_MODE_STEPS,
-                max(2, -(-TEST_MODE_IMAGES // config.batch_size)))  # ceil: at least 2 steps
-    capped = dataclasses.replace(config, epochs=min(config.epochs, TEST_MODE_EPOCHS), max_steps_per_epoch=steps)
+    steps = min(config.max_steps_per_epoch or limits.steps, limits.steps,
+                max(2, -(-limits.images // config.batch_size)))  # ceil: at least 2 steps
+    capped = dataclasses.replace(config, epochs=min(config.epochs, limits.epochs), max_steps_per_epoch=steps)
     if verbose and (capped.epochs, capped.max_steps_per_epoch) != (config.epochs, config.max_steps_per_epoch):
         print(f"テストモード: epochs {config.epochs} → {capped.epochs}, 1エポック最大 {steps} ステップ")
     return capped
@@ -331,7 +319,7 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     last_eval: dict[str, Any] = {}
     for epoch in range(start_epoch, config.epochs + 1):
         # Everything random in this epoch depends on (seed, epoch) only: resuming repeats it exactly.
-        torch.manual_seed(config.seed * 100_003 + epoch)
+        torch.manual_seed(epoch_seed(config.seed, epoch))
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
 

@@ -59,12 +59,6 @@ from .train import (
     fit,
 )
 
-# Test mode (COURSE_TEST_MODE=1) on top of fit's own caps, so a study of a few trials takes seconds.
-TEST_MODE_MAX_TRIALS = 3  # per study
-TEST_MODE_STEPS = 3  # training steps per epoch (OneCycleLR needs total steps > 4)
-TEST_MODE_BATCH_SIZE = 16  # images per step, whatever the trial suggested
-TEST_MODE_TEST_IMAGES = 64  # test images evaluated after each epoch
-
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that count towards n_trials
 SURPLUS_ATTR = "surplus"  # user attribute of a trial that found the study already full
 
@@ -74,23 +68,27 @@ class SurplusTrial(Exception):
 
 
 def capped_trials(n_trials: int) -> int:
-    return min(n_trials, TEST_MODE_MAX_TRIALS) if env.test_mode() else n_trials
+    limits = env.test_limits()  # test mode: a study of a few trials takes seconds
+    return min(n_trials, limits.trials) if limits else n_trials
 
 
 def trial_data(dataset: Dataset) -> Dataset:
-    """The dataset a trial sees: in test mode the test split shrinks to TEST_MODE_TEST_IMAGES images."""
-    if not env.test_mode():
+    """The dataset a trial sees: in test mode the test split shrinks to ``trial_test_images`` images."""
+    limits = env.test_limits()
+    if not limits:
         return dataset
-    n = TEST_MODE_TEST_IMAGES
+    n = limits.trial_test_images
     return dataclasses.replace(dataset, test=ImageSet(dataset.test.images[:n], dataset.test.labels[:n]))
 
 
 def trial_config(config: TrainConfig) -> TrainConfig:
     """``config`` as a trial trains it: in test mode, few steps of small batches."""
-    if not env.test_mode():
+    limits = env.test_limits()
+    if not limits:
         return config
-    config = dataclasses.replace(config, batch_size=min(config.batch_size, TEST_MODE_BATCH_SIZE),
-                                 max_steps_per_epoch=min(config.max_steps_per_epoch or TEST_MODE_STEPS, TEST_MODE_STEPS))
+    steps = min(config.max_steps_per_epoch or limits.trial_steps, limits.trial_steps)
+    config = dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),
+                                 max_steps_per_epoch=steps)
     return apply_test_mode(config, verbose=False)  # fit's own caps, applied here without a line per trial
 
 
@@ -165,8 +163,8 @@ class Objective:
         return {
             "dataset": self.dataset.name,
             # Test mode trains and scores differently: its trials never mix with real ones.
-            "test_mode": {"steps": TEST_MODE_STEPS, "batch_size": TEST_MODE_BATCH_SIZE,
-                          "test_images": TEST_MODE_TEST_IMAGES} if env.test_mode() else False,
+            "test_mode": {"steps": limits.trial_steps, "batch_size": limits.trial_batch_size,
+                          "test_images": limits.trial_test_images} if (limits := env.test_limits()) else False,
             "base": dataclasses.asdict(self.base),
             "space": self.space.to_dict() if self.space is not None and self.suggest_config is None
             and self.build_model is None else None,

@@ -170,7 +170,7 @@ def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
 
 
 def test_test_mode_caps_a_study():
-    assert env.test_mode() and tuning.capped_trials(100) == tuning.TEST_MODE_MAX_TRIALS
+    assert env.test_mode() and tuning.capped_trials(100) == env.TEST_MODE_LIMITS.trials
 
 
 # --- worker processes --------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path,
 
 
 def test_workers_on_postgres_finish_exactly_the_requested_trials(postgres_url, dataset):  # noqa: F811
-    n_workers, n_trials = 3, tuning.TEST_MODE_MAX_TRIALS
+    n_workers, n_trials = 3, env.TEST_MODE_LIMITS.trials
     args = ["--storage", postgres_url, "--study", "parallel-test", "--n-trials", str(n_trials)]
     workers = [worker(args) for _ in range(n_workers)]
     outputs = [w.communicate(timeout=300)[0] for w in workers]

@@ -1,0 +1,89 @@
+"""The course's own exception types: problems a user can fix, with a message that says how.
+
+Library code raises these where bad input enters (argument parsing, dataset readers, checkpoint
+loading, storage URLs). Each message is one English sentence or two that names the file or value and
+says what to do next. The command line prints ``error: <message>`` and exits with ``exit_code``;
+notebooks show the same line with a short Japanese explanation instead of a wall of traceback
+(:func:`show_in_notebooks`). Anything that is *not* a ``CourseError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CourseError(Exception):
+    """A problem the user can fix; the message names the file or value and what to do."""
+
+    exit_code = 2  # the command line's exit status for this kind of problem
+    hint_ja = "メッセージに書かれた対処をしてから、このセルをもう一度実行してください。"
+
+
+class ConfigError(CourseError, ValueError):
+    """A setting out of range (epochs 0, negative lr, unknown model...)."""
+
+    hint_ja = "設定の値を見直してください (ハイパーパラメータのセル)。"
+
+
+class DeviceError(CourseError, ValueError):
+    """The requested device does not exist here (``cuda`` without a GPU, ``cuda:7`` on a 1-GPU machine)."""
+
+    hint_ja = ("GPU を使うには、メニュー「ランタイム」→「ランタイムのタイプを変更」で「T4 GPU」を選んで保存し、"
+               "セットアップのセルから実行し直してください。")
+
+
+class DatasetError(CourseError, RuntimeError):
+    """A dataset is missing, unreadable or cannot be downloaded."""
+
+    hint_ja = "データセットのフォルダと中身を確認してください (メッセージにフォルダ名があります)。"
+
+
+class CheckpointError(CourseError, RuntimeError):
+    """A checkpoint is missing, damaged, or belongs to another model or dataset."""
+
+    hint_ja = ("続きから再開できません。別の run フォルダを指定するか、resume=False で最初から学習してください。")
+
+
+class RunFolderError(CourseError, OSError):
+    """An output, run or course folder cannot be created or written."""
+
+    hint_ja = "保存先のフォルダ (Drive がマウントされているか、書き込めるか) を確認してください。"
+
+
+class TuningError(CourseError, RuntimeError):
+    """A problem with an Optuna study or its storage."""
+
+    hint_ja = "study の保存先 (storage) と study 名を確認してください。"
+
+
+class DivergenceError(CourseError, FloatingPointError):
+    """The loss became NaN or infinite: training stopped instead of going on at chance level."""
+
+    exit_code = 3
+    hint_ja = ("損失が NaN / 無限大になり、学習が発散しました。学習率 (lr) を 1/10 にする、"
+               "混合精度を切る (amp=False) などを試してください。")
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (no traceback), as the command line prints it."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def show_in_notebooks(shell=None) -> bool:
+    """Make IPython show a :class:`CourseError` as its message and a Japanese hint, not a traceback.
+
+    Called by ``env.setup()``; does nothing outside IPython. Returns True when installed.
+    """
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return False
+
+    def _handler(self, etype, value, tb, tb_offset=None):
+        print(f"{etype.__name__}: {one_line(value)}\n→ {getattr(value, 'hint_ja', CourseError.hint_ja)}")
+        return None
+
+    shell.set_custom_exc((CourseError,), _handler)
+    return True
