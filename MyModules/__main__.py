@@ -1,8 +1,11 @@
 """Command line: ``python -m MyModules train ...`` (the main job; lab servers run it from a terminal).
 
 Thin on purpose: it parses arguments, then calls ``env``, ``data``, ``loader``, ``models`` and
-``train``. Every failure a user can cause (bad arguments, missing data, nothing to resume) ends with
-one line saying what to do and exit code 2, never a traceback.
+``train``. Every failure a user can cause ends with one line saying what to do, never a traceback.
+
+Exit codes: 0 done; 2 a problem you can fix (bad argument, missing or damaged data, checkpoint or
+folder; the line says what to do); 3 training diverged (the loss became NaN or infinite); 130
+interrupted (Ctrl-C; the last complete epoch is kept, continue with ``--resume``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 RUN_ARGS_FILE = "run.json"
+#: Arguments a resumed run may change; all others continue as the run started.
+RESUME_MAY_CHANGE = ("device", "resume", "out", "progress", "tensorboard", "plots", "workers", "fast")
 
 
 class UsageError(Exception):
@@ -22,49 +28,81 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of argparse's usage block
-        raise UsageError(f"{message} (see: python -m MyModules {self.prog.split()[-1]} --help)")
+        command = self.prog.removeprefix("python -m MyModules").strip()
+        raise UsageError(f"{message} (see: python -m MyModules {command + ' ' if command else ''}--help)")
+
+
+def _number(text: str, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    value = _number(text)
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive finite number, got {text}")
     return value
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
+    from .loader import AUGMENTS
     from .models import MODELS
 
     p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding the datasets (for imagefolder: the folder with train/ and test/); "
-                        "default: <course folder>/data")
+                        "must exist; default: <course folder>/data")
     p.add_argument("--model", default="net", choices=MODELS, help="model (default net, the tutorial's)")
-    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--epochs", type=_positive_int, default=10,
+                   help="epochs (default 10); a resumed run keeps the number it started with")
     p.add_argument("--batch-size", type=_positive_int, default=128)
     p.add_argument("--lr", type=_positive_float, default=0.05, help="peak learning rate (one-cycle)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum, constant (default 0.9)")
+    p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
+    p.add_argument("--augment", choices=("auto", *AUGMENTS), default="auto",
+                   help="training augmentation: auto (crop-flip for CIFAR, crop for digits and image folders), "
+                        "none, crop (shift up to 4 px), crop-flip (shift + mirror)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=_positive_int, default=None, help="stop each epoch after this many steps")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default: a new folder under <course folder>/runs)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out (default: the latest run) from its last complete epoch")
+                   help="continue the run in --out (default: the latest run) from its last complete epoch, "
+                        "with the settings it started with (changing --epochs etc. is refused)")
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
     p.add_argument("--no-fast", dest="fast", action="store_false",
                    help="use the standard DataLoader path instead of the device-resident loader")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers for --no-fast")
-    p.add_argument("--no-amp", dest="amp", action="store_false", default=None, help="disable mixed precision")
+    p.add_argument("--workers", type=_non_negative_int, default=2, help="DataLoader workers for --no-fast")
+    amp = p.add_mutually_exclusive_group()
+    amp.add_argument("--amp", dest="amp", action="store_true", default=None,
+                     help="mixed precision (default: on for GPUs: bf16 from compute capability 8.0, fp16 below)")
+    amp.add_argument("--no-amp", dest="amp", action="store_false", help="float32 everywhere (the CPU default)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
@@ -73,65 +111,114 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not save plots and confusion-matrix CSVs into the run folder")
 
 
+def _explicit(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    return {action.dest for action in parser._actions if given & set(action.option_strings)}
+
+
+def _resume_args(args: argparse.Namespace, runs_dir: Path) -> Path:
+    """The run folder to resume; ``args`` take the values the run started with. Refuses changed plans."""
+    from .checkpoint import has_checkpoint
+    from .train import latest_run_dir
+
+    run_dir = args.out or latest_run_dir(runs_dir)
+    if run_dir is None or not has_checkpoint(run_dir):
+        raise UsageError(f"nothing to resume: no checkpoint in {run_dir or runs_dir} (no epoch has finished "
+                         "there); pass --out with the run folder of the run to continue, or start without --resume")
+    try:
+        saved = json.loads((run_dir / RUN_ARGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot resume {run_dir}: its {RUN_ARGS_FILE} is missing or damaged ({type(e).__name__}); "
+                         "it was not started by this command line, resume it from Python with train.fit(resume=True)"
+                         ) from e
+    changed = [f"--{k.replace('_', '-')} {saved[k]} (given {getattr(args, k)})" for k in sorted(args.explicit)
+               if k in saved and k not in RESUME_MAY_CHANGE and saved[k] != _jsonable(getattr(args, k))]
+    if changed:
+        raise UsageError(f"{run_dir.name} was started with {', '.join(changed)}; --resume continues a run as it "
+                         "started: drop those options, or start a new run (without --resume) with the new values")
+    for key, value in saved.items():
+        if key not in RESUME_MAY_CHANGE and hasattr(args, key):
+            setattr(args, key, Path(value) if key in ("data_root", "course_dir") and value else value)
+    return run_dir
+
+
+def _jsonable(value):
+    return str(value) if isinstance(value, Path) else value
+
+
+def _new_run(args: argparse.Namespace, runs_dir: Path) -> Path:
+    """A fresh run folder (``--out`` or a new one) with the arguments saved in run.json."""
+    from . import atomic, run_folder
+
+    run_dir = run_folder.prepare(args.out) if args.out else run_folder.new_run_dir(runs_dir, f"{args.model}-{args.dataset}")
+    from .checkpoint import has_checkpoint
+
+    if has_checkpoint(run_dir):
+        raise UsageError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
+    saved = {k: _jsonable(v) for k, v in vars(args).items() if k not in ("func", "explicit")}
+    atomic.write_json(run_dir / RUN_ARGS_FILE, saved)
+    return run_dir
+
+
+def _check_data_root(args: argparse.Namespace) -> None:
+    if args.data_root is not None and not args.data_root.expanduser().is_dir():
+        raise UsageError(f"--data-root {args.data_root} does not exist (a typo?); give an existing folder, or "
+                         "leave it out to use <course folder>/data")
+
+
 def run_train(args: argparse.Namespace) -> int:
     from . import env
-    from .data import DatasetError, load_dataset
+    from .data import load_dataset
     from .loader import make_loaders
     from .models import build_model
-    from .train import TrainConfig, fit, latest_run_dir, new_run_dir, seed_everything
+    from .train import TrainConfig, seed_everything
 
     course = env.setup(device=None, course_path=args.course_dir, verbose=False)
-    if args.resume:
-        run_dir = args.out or latest_run_dir(course.runs_dir)
-        if run_dir is None or not (run_dir / "checkpoint.pt").exists():
-            raise UsageError(f"nothing to resume: no checkpoint.pt in {run_dir or course.runs_dir}; "
-                             "pass --out with the run folder of the run to continue")
-        saved = json.loads((run_dir / RUN_ARGS_FILE).read_text())
-        # The run continues exactly as it started; only the device may change.
-        for key, value in saved.items():
-            if key not in ("device", "resume", "out", "progress"):
-                setattr(args, key, Path(value) if key in ("data_root", "course_dir") and value else value)
-    try:
-        device = env.pick_device(args.device)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
+    run_dir = _resume_args(args, course.runs_dir) if args.resume else None
+    _check_data_root(args)
+    device = env.pick_device(args.device)
     print(f"device: {env.describe_device(device)}")
-    try:
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                             weight_decay=args.weight_decay, seed=args.seed, max_steps_per_epoch=args.max_steps,
-                             amp=args.amp, compile=args.compile)
-    except ValueError as e:
-        raise UsageError(str(e)) from e
-    data_dir = args.data_root or course.data_dir
-    try:
-        dataset = load_dataset(args.dataset, data_dir)
-    except DatasetError as e:
-        raise UsageError(str(e)) from e
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                         momentum=args.momentum, weight_decay=args.weight_decay, augment=args.augment,
+                         seed=args.seed, max_steps_per_epoch=args.max_steps, amp=args.amp, compile=args.compile)
+    dataset = load_dataset(args.dataset, args.data_root or course.data_dir, cache_dir=course.course_dir / "cache")
     print(dataset)
     train_loader, test_loader = make_loaders(dataset, config.batch_size, device, fast=args.fast,
-                                             seed=config.seed, num_workers=args.workers)
+                                             augment=config.augment, seed=config.seed, num_workers=args.workers)
     seed_everything(config.seed)  # same initial weights for the same --seed
     model = build_model(args.model, dataset.num_classes)
-    if not args.resume:
-        run_dir = args.out or new_run_dir(course.runs_dir, f"{args.model}-{args.dataset}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / "checkpoint.pt").exists():
-            raise UsageError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
-        saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-        (run_dir / RUN_ARGS_FILE).write_text(json.dumps(saved, indent=2) + "\n")
+    run_dir = run_dir or _new_run(args, course.runs_dir)
     print(f"run folder: {run_dir}")
+    return _fit_and_report(args, model, dataset, train_loader, test_loader, config, device, run_dir)
+
+
+def _fit_and_report(args, model, dataset, train_loader, test_loader, config, device, run_dir: Path) -> int:
+    from .checkpoint import has_checkpoint
+    from .train import fit
+
     callbacks = []
     if args.tensorboard:
         from .tb_logging import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(images=next(iter(test_loader))[0][:64],
                                            hparams={"model": args.model, "dataset": args.dataset}))
-    result = fit(model, train_loader, test_loader, config, device, run_dir=run_dir, resume=args.resume,
-                 classes=dataset.classes, progress=args.progress, callbacks=callbacks,
-                 info={"model": args.model, "dataset": args.dataset})
+    try:
+        result = fit(model, train_loader, test_loader, config, device, run_dir=run_dir, resume=args.resume,
+                     classes=dataset.classes, progress=args.progress, callbacks=callbacks,
+                     info={"model": args.model, "dataset": args.dataset})
+    except KeyboardInterrupt:
+        if has_checkpoint(run_dir):
+            print(f"interrupted: the last complete epoch is saved in {run_dir}; continue with "
+                  f"python -m MyModules train --resume --out {run_dir}", file=sys.stderr)
+        else:
+            print(f"interrupted during the first epoch: nothing was saved yet ({run_dir} holds no checkpoint); "
+                  "start the run again", file=sys.stderr)
+        return EXIT_INTERRUPTED
     s = result.summary
     print(f"test accuracy {s['test_accuracy']:.2f} % after {s['epochs']} epochs, "
-          f"{s['train_seconds']:.1f} s training ({s['images_per_second']:.0f} images/s); saved in {run_dir}")
+          f"{s['train_seconds']:.1f} s training ({s['images_per_second']:.0f} images/s, {s['precision']}); "
+          f"saved in {run_dir}")
     if args.plots:
         from .plots import save_run_plots
 
@@ -217,15 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import CourseError, one_line
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        sub = parser._subparsers._group_actions[0].choices[args.command]  # the command's own parser
+        args.explicit = _explicit(argv, sub)
         return args.func(args)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except CourseError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: the last complete epoch is saved; continue with --resume", file=sys.stderr)
-        return 130
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -18,12 +18,8 @@ so the same reading code runs in the tests as for real data.
 
 from __future__ import annotations
 
-import gzip
-import pickle
 import shutil
-import struct
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +29,15 @@ import torch.nn.functional as F
 
 from . import env
 from .errors import DatasetError
+from .formats import (
+    ImageSet,
+    read_cifar,
+    read_image_folder,
+    read_mnist,
+    write_cifar,
+    write_idx,
+    write_image_folder,
+)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -57,17 +62,6 @@ TEST_TEST_SIZE = env.TEST_MODE_LIMITS.test_size
 
 
 @dataclass
-class ImageSet:
-    """One split: uint8 images ``(N, C, H, W)``, int64 labels ``(N,)``."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
 class Dataset:
     """A train/test pair with everything that must travel with it."""
 
@@ -89,124 +83,6 @@ class Dataset:
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train={len(self.train)}, test={len(self.test)}, "
                 f"image_shape={self.image_shape}, num_classes={self.num_classes})")
-
-
-# --------------------------------------------------------------------------------------------
-# Readers of the real on-disk formats
-# --------------------------------------------------------------------------------------------
-
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="latin1")
-    # Files pickled by Python 2 have str keys after latin1 decoding; be lenient about bytes keys.
-    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in entry.items()}
-
-
-def read_cifar(folder: Path, variant: str = "cifar10") -> tuple[ImageSet, ImageSet, list[str]]:
-    """Read ``cifar-10-batches-py`` (variant ``cifar10``) or ``cifar-100-python`` (``cifar100``)."""
-    folder = Path(folder)
-    if variant == "cifar10":
-        train_files = [folder / f"data_batch_{i}" for i in range(1, 6)]
-        test_files = [folder / "test_batch"]
-        meta, label_key, names_key = folder / "batches.meta", "labels", "label_names"
-    else:
-        train_files, test_files = [folder / "train"], [folder / "test"]
-        meta, label_key, names_key = folder / "meta", "fine_labels", "fine_label_names"
-
-    def split(files: list[Path]) -> ImageSet:
-        data, labels = [], []
-        for path in files:
-            entry = _unpickle(path)
-            data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry[label_key])
-        return ImageSet(torch.from_numpy(np.concatenate(data)), torch.tensor(labels, dtype=torch.int64))
-
-    classes = [str(c) for c in _unpickle(meta)[names_key]]
-    return split(train_files), split(test_files), classes
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08:
-        raise DatasetError(f"{path} is not an IDX file of unsigned bytes")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _idx_file(raw: Path, stem: str) -> Path:
-    for candidate in (raw / stem, raw / f"{stem}.gz"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(raw / stem)
-
-
-def read_mnist(raw: Path) -> tuple[ImageSet, ImageSet]:
-    """Read the four IDX files of MNIST or FashionMNIST from ``raw`` (plain or ``.gz``)."""
-    raw = Path(raw)
-
-    def split(prefix: str) -> ImageSet:
-        images = _read_idx(_idx_file(raw, f"{prefix}-images-idx3-ubyte"))
-        labels = _read_idx(_idx_file(raw, f"{prefix}-labels-idx1-ubyte"))
-        return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
-
-    return split("train"), split("t10k")
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def read_image_folder(root: Path, image_size: int = 32, channels: int = 3) -> tuple[ImageSet, ImageSet, list[str]]:
-    """Read ``root/train/<class>/*`` and ``root/test/<class>/*``; images are converted to
-    ``channels``×``image_size``×``image_size`` uint8. Decoded tensors are cached in ``root``."""
-    from PIL import Image
-
-    root = Path(root)
-    for part in ("train", "test"):
-        if not (root / part).is_dir():
-            raise DatasetError(f"{root / part} does not exist: an image folder needs "
-                               f"{root}/train/<class>/*.png and {root}/test/<class>/*.png")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetError(f"no class folders in {root / 'train'}: put images in {root}/train/<class>/")
-    files = {part: sorted(p for p in (root / part).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-             for part in ("train", "test")}
-    stamp = [(str(p.relative_to(root)), p.stat().st_mtime_ns) for part in files.values() for p in part]
-    cache = root / f".mymodules-cache-{channels}x{image_size}.pt"
-    if cache.exists():
-        cached = torch.load(cache, weights_only=True)
-        if cached["stamp"] == [list(s) for s in stamp]:
-            return (ImageSet(cached["train_images"], cached["train_labels"]),
-                    ImageSet(cached["test_images"], cached["test_labels"]), list(cached["classes"]))
-    mode = "RGB" if channels == 3 else "L"
-    index = {name: i for i, name in enumerate(classes)}
-
-    def split(part: str) -> ImageSet:
-        images, labels = [], []
-        for path in files[part]:
-            name = path.relative_to(root / part).parts[0]
-            if name not in index:
-                raise DatasetError(f"{path}: class folder {name!r} is not in {root / 'train'}")
-            try:
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize((image_size, image_size), Image.BILINEAR)
-                    array = np.asarray(img, dtype=np.uint8).reshape(image_size, image_size, channels)
-            except OSError as e:
-                raise DatasetError(f"cannot read image {path}: {e}") from e
-            images.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
-            labels.append(index[name])
-        if not images:
-            raise DatasetError(f"no images found under {root / part}")
-        return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64))
-
-    train, test = split("train"), split("test")
-    tmp = cache.with_suffix(".tmp")
-    torch.save({"stamp": stamp, "classes": classes, "train_images": train.images, "train_labels": train.labels,
-                "test_images": test.images, "test_labels": test.labels}, tmp)
-    tmp.replace(cache)
-    return train, test, classes
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,67 +130,6 @@ def make_synthetic(n: int, num_classes: int = 10, image_size: int = 32, seed: in
         img = img + rng.normal(0.0, 0.12, size=img.shape)
         images[i] = np.clip(img * 255.0, 0, 255).astype(np.uint8)
     return images, labels.astype(np.int64)
-
-
-def write_cifar(folder: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                classes: Sequence[str], variant: str = "cifar10") -> Path:
-    """Write images in the CIFAR "python version" layout that :func:`read_cifar` (and torchvision) read."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    label_key = "labels" if variant == "cifar10" else "fine_labels"
-
-    def dump(path: Path, images: np.ndarray, labels: np.ndarray, name: str) -> None:
-        entry = {"batch_label": name, label_key: [int(x) for x in labels],
-                 "data": images.reshape(len(images), -1), "filenames": [f"gen_{i:05d}.png" for i in range(len(images))]}
-        if variant == "cifar100":
-            entry["coarse_labels"] = [0] * len(labels)
-        with open(path, "wb") as f:
-            pickle.dump(entry, f, protocol=2)
-
-    if variant == "cifar10":
-        chunks = np.array_split(np.arange(len(train[1])), 5)
-        for i, idx in enumerate(chunks, start=1):
-            dump(folder / f"data_batch_{i}", train[0][idx], train[1][idx], f"training batch {i} of 5")
-        dump(folder / "test_batch", *test, "testing batch 1 of 1")
-        meta = {"label_names": list(classes), "num_cases_per_batch": len(chunks[0]), "num_vis": 3072}
-        meta_path = folder / "batches.meta"
-    else:
-        dump(folder / "train", *train, "training batch 1 of 1")
-        dump(folder / "test", *test, "testing batch 1 of 1")
-        meta = {"fine_label_names": list(classes), "coarse_label_names": ["all"]}
-        meta_path = folder / "meta"
-    with open(meta_path, "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return folder
-
-
-def write_idx(raw: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> Path:
-    """Write grayscale images ``(N, H, W)`` and labels in the four MNIST IDX files (uncompressed)."""
-    raw = Path(raw)
-    raw.mkdir(parents=True, exist_ok=True)
-
-    def dump(path: Path, array: np.ndarray) -> None:
-        header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-        path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-    for prefix, (images, labels) in (("train", train), ("t10k", test)):
-        dump(raw / f"{prefix}-images-idx3-ubyte", images)
-        dump(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return raw
-
-
-def write_image_folder(root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-                       classes: Sequence[str]) -> Path:
-    """Write uint8 ``(N, 3, H, W)`` images as PNG files in ``root/{train,test}/<class>/``."""
-    from PIL import Image
-
-    root = Path(root)
-    for part, (images, labels) in (("train", train), ("test", test)):
-        for i, (img, k) in enumerate(zip(images, labels)):
-            folder = root / part / classes[int(k)]
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.ascontiguousarray(img.transpose(1, 2, 0))).save(folder / f"{i:05d}.png")
-    return root
 
 
 def generate_test_data(name: str, root: Path, seed: int = 0,
@@ -368,13 +183,15 @@ def _download(name: str, root: Path) -> None:
 
     cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST,
            "fashionmnist": tvd.FashionMNIST}[name]
+    # Where torchvision looks for the archive (CIFAR) or the .gz files (MNIST) before downloading.
+    target = root / _MNIST_FOLDERS[name] / "raw" if name in _MNIST_FOLDERS else root
     try:
         print(f"downloading {name} into {root} (once; later runs reuse it)")
         cls(str(root), train=True, download=True)
     except Exception as e:  # noqa: BLE001 - network errors come in many types
         raise DatasetError(
             f"could not download {name} ({type(e).__name__}: {e}). Download {ARCHIVES[name]} yourself "
-            f"and put it in {root} (it is unpacked on the next run), or point --data-root / data_dir "
+            f"and put it in {target} (it is unpacked on the next run), or point --data-root / data_dir "
             f"at a folder that already holds it") from e
 
 
@@ -399,6 +216,38 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
     return tuple(x.mean(1).tolist()), tuple(x.std(1).tolist())
 
 
+def _load_cifar(name: str, root: Path, generated: bool, download: bool) -> tuple[ImageSet, ImageSet, list[str]]:
+    variant = "cifar100" if name == "cifar100" else "cifar10"
+    folder = root / ("cifar-100-python" if variant == "cifar100" else "cifar-10-batches-py")
+    if not folder.exists():
+        if generated:
+            generate_test_data(name, root)
+        elif download:
+            _download(name, root)
+    if not folder.exists():
+        raise DatasetError(f"{name} not found in {folder}; download it (download=True) or put "
+                           f"{ARCHIVES[name]} in {root}")
+    return read_cifar(folder, variant)
+
+
+def _load_mnist(name: str, root: Path, generated: bool, download: bool) -> tuple[ImageSet, ImageSet, list[str]]:
+    raw = root / _MNIST_FOLDERS[name] / "raw"
+    if not any((raw / f"t10k-labels-idx1-ubyte{gz}").exists() for gz in ("", ".gz")):
+        if generated:
+            generate_test_data(name, root)
+        elif download:
+            _download(name, root)
+    train, test = read_mnist(raw)
+    return train, test, list(MNIST_CLASSES if name == "mnist" else FASHION_CLASSES)
+
+
+def _normalise_name(name: str) -> str:
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
 def load_dataset(
     name: str = "cifar10",
     data_dir: str | Path | None = None,
@@ -407,65 +256,38 @@ def load_dataset(
     channels: int = 3,
     download: bool = True,
     test_mode: bool | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load ``name`` (one of :data:`DATASETS`) from ``data_dir`` as a :class:`Dataset`.
 
     ``data_dir`` is the folder that holds the datasets (``env.setup().data_dir``; on Colab that is on
-    Drive, so a download happens once). For ``imagefolder`` it is the tree's root. In test mode (the
-    default follows ``COURSE_TEST_MODE``) and for ``synthetic``, generated data is written there in
-    the dataset's own format first, then read back by the same code as real data.
+    Drive, so a download happens once). For ``imagefolder`` it is the tree's root, which is only read:
+    its decoded images are cached in ``cache_dir`` (e.g. ``course.course_dir / "cache"``) if given.
+    In test mode (the default follows ``COURSE_TEST_MODE``) and for ``synthetic``, generated data is
+    written there in the dataset's own format first, then read back by the same code as real data.
     """
-    name = name.lower().replace("-", "").replace("_", "")
-    if name not in DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    if test_mode is None:
-        test_mode = env.test_mode()
+    name = _normalise_name(name)
+    limits = env.test_limits() if test_mode is None else (env.TEST_MODE_LIMITS if test_mode else None)
     if data_dir is None:
         if name == "imagefolder":
             raise DatasetError("imagefolder needs data_dir (--data-root): the folder with train/ and test/")
-        data_dir = env.data_folder(env.course_dir(), test_mode)
+        data_dir = env.data_folder(env.course_dir(), limits is not None)
     root = Path(data_dir).expanduser()
-    generated = test_mode or name == "synthetic"
-    if name == "synthetic":
-        root = root / "synthetic"
-
-    if name in ("cifar10", "synthetic", "cifar100"):
-        folder = root / ("cifar-100-python" if name == "cifar100" else "cifar-10-batches-py")
-        marker = folder / ("meta" if name == "cifar100" else "batches.meta")
-        if not marker.exists():
-            if generated:
-                generate_test_data(name, root)
-            elif download:
-                _download(name, root)
-        if not marker.exists():
-            raise DatasetError(f"{name} not found in {folder}; download it (download=True) or put "
-                               f"{ARCHIVES[name]} in {root}")
-        try:
-            train, test, classes = read_cifar(folder, "cifar100" if name == "cifar100" else "cifar10")
-        except (OSError, KeyError, pickle.UnpicklingError, ValueError, EOFError) as e:
-            raise DatasetError(f"cannot read {folder} ({type(e).__name__}: {e}); delete the folder and "
-                               "download it again") from e
+    generated = limits is not None or name == "synthetic"
+    if name in ("cifar10", "cifar100"):
+        train, test, classes = _load_cifar(name, root, generated, download)
+    elif name == "synthetic":
+        train, test, classes = _load_cifar(name, root / "synthetic", True, False)
     elif name in _MNIST_FOLDERS:
-        raw = root / _MNIST_FOLDERS[name] / "raw"
-        if not (raw / "t10k-labels-idx1-ubyte").exists() and not (raw / "t10k-labels-idx1-ubyte.gz").exists():
-            if generated:
-                generate_test_data(name, root)
-            elif download:
-                _download(name, root)
-        try:
-            train, test = read_mnist(raw)
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"cannot read {name} from {raw} ({e}); download it again or put "
-                               f"{ARCHIVES[name]} in {raw}") from e
-        classes = list(MNIST_CLASSES if name == "mnist" else FASHION_CLASSES)
+        train, test, classes = _load_mnist(name, root, generated, download)
     else:  # imagefolder
-        if generated and not (root / "train").is_dir():
+        if generated and (not root.exists() or not any(root.iterdir())):  # never into a folder with files
             generate_test_data(name, root)
-        train, test, classes = read_image_folder(root, image_size, channels)
-
-    if test_mode:  # real data found in test mode: keep test mode small anyway
-        train = ImageSet(train.images[:TEST_TRAIN_SIZE], train.labels[:TEST_TRAIN_SIZE])
-        test = ImageSet(test.images[:TEST_TEST_SIZE], test.labels[:TEST_TEST_SIZE])
+        train, test, classes = read_image_folder(root, image_size, channels,
+                                                 cache_dir=Path(cache_dir) if cache_dir is not None else None)
+    if limits is not None:  # real data found in test mode: keep test mode small anyway
+        train = ImageSet(train.images[:limits.train_size], train.labels[:limits.train_size])
+        test = ImageSet(test.images[:limits.test_size], test.labels[:limits.test_size])
     train = ImageSet(to_model_input(train.images, image_size, channels), train.labels)
     test = ImageSet(to_model_input(test.images, image_size, channels), test.labels)
     mean, std = channel_stats(train.images)

@@ -13,16 +13,16 @@ datasets, checkpoints, TensorBoard logs and Optuna studies. It is
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
-import re
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .errors import DeviceError, RunFolderError, show_in_notebooks
 
 #: Environment variable that switches every notebook and the command line to small generated
 #: data and few steps (used by the tests and by instructors checking the course quickly).
@@ -100,7 +100,14 @@ def course_dir(path: str | os.PathLike | None = None, *, mount: bool = True) -> 
         else:
             path = LOCAL_COURSE_DIR
     folder = Path(path).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"the course folder {folder} is a file, not a folder; choose another (--course-dir, "
+                             f"${COURSE_DIR_VAR})")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"cannot create the course folder {folder} ({e.strerror or e}); choose one you can "
+                             f"write (--course-dir, ${COURSE_DIR_VAR})") from e
     return folder
 
 
@@ -112,37 +119,35 @@ def data_folder(course: Path, testing: bool) -> Path:
 def pick_device(preferred: str | None = None) -> torch.device:
     """``preferred`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), else the best available.
 
-    Raises ValueError with a hint when the requested device does not exist here.
+    Raises :class:`~MyModules.errors.DeviceError` saying what exists here when the device does not.
     """
-    if preferred:
-        device = torch.device(preferred)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device {preferred!r} was requested but CUDA is not available here; "
-                "use --device cpu or switch the runtime to a GPU"
-            )
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device {preferred!r} was requested but MPS is not available here")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX), so CPU autocast pays off.
-
-    Without it (e.g. the Xeons of Colab's CPU runtime) bf16 is emulated and slower than float32.
-    Measured here (AVX512-BF16): a training step of the tutorial Net takes 8.5 ms instead of 12.7 ms.
-    """
+    if not preferred:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: keep float32
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+        device = torch.device(preferred)
+    except (RuntimeError, ValueError):
+        hint = " (PyTorch calls a GPU 'cuda')" if preferred.strip().lower().startswith("gpu") else ""
+        raise DeviceError(f"unknown device {preferred!r}{hint}; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(f"device {preferred!r} was requested but CUDA is not available here; "
+                              "use --device cpu, or switch the runtime to a GPU")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {preferred!r} does not exist: this machine has {count} GPU(s), "
+                              f"cuda:0 to cuda:{count - 1}")
+        return device
+    if device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise DeviceError(f"device {preferred!r} was requested but MPS (Apple GPU) is not available here")
+        return device
+    if device.type != "cpu":
+        raise DeviceError(f"device {preferred!r} is not supported by the course; use cpu, cuda, cuda:N or mps")
+    return device
 
 
 def prefers_channels_last(device: torch.device | str) -> bool:
@@ -203,9 +208,14 @@ def setup(
     testing = test_mode()
     data_dir = data_folder(folder, testing)
     runs_dir = folder / "runs"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    for sub in (data_dir, runs_dir):
+        try:
+            sub.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunFolderError(f"cannot create {sub} ({e.strerror or e}); choose a course folder you can "
+                                 f"write (--course-dir, ${COURSE_DIR_VAR})") from e
     dev = pick_device(device)
+    show_in_notebooks()  # a CourseError in a notebook: its message and a Japanese hint, no traceback
     if verbose:
         print(f"torch {torch.__version__} | CUDA {torch.version.cuda or '-'} | device {describe_device(dev)}")
         print(f"course folder: {folder}" + (" (Google Drive)" if colab else ""))

@@ -8,6 +8,11 @@ KellerJordan/cifar10-airbench. Its augmentation has the same distribution as
 ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()`` + ``Normalize(mean, std)``.
 
 Both paths yield ``(images, labels)`` already on the device: float ``(B, C, H, W)`` and int64 ``(B,)``.
+
+Augmentation fits the data (:func:`resolve_augment`): ``"crop-flip"`` for natural photos (CIFAR),
+``"crop"`` for digits and characters (a mirrored 2 or 7 is another shape), and ``"crop"`` for image
+folders whose content is unknown (a shift never changes what an image shows; a mirror can: text, arrows,
+digits). Measured on real digits: see benchmarks/RESULTS.md (``bench_augment.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,35 @@ from torch.utils.data import Dataset as TorchDataset
 
 from .data import Dataset, ImageSet
 from .env import prefers_channels_last
+from .errors import ConfigError
 from .seeding import epoch_seed
+
+#: Training-set augmentations: what each name does to every training image.
+AUGMENTS = {
+    "none": (0, False),  # (zero padding of the random crop, random horizontal flip)
+    "crop": (4, False),  # random shift by up to 4 pixels (zero padding, as RandomCrop(32, padding=4))
+    "crop-flip": (4, True),  # the shift, then a left-right mirror with probability 0.5
+}
+#: What ``"auto"`` picks per dataset (see the module docstring); anything else gets ``AUTO_FALLBACK``.
+AUTO_AUGMENT = {"cifar10": "crop-flip", "cifar100": "crop-flip", "synthetic": "crop-flip",
+                "mnist": "crop", "fashionmnist": "crop", "imagefolder": "crop"}
+AUTO_FALLBACK = "crop"
+
+
+def resolve_augment(augment: str | bool, dataset_name: str | None = None) -> str:
+    """The augmentation to use: one of :data:`AUGMENTS`, ``"auto"`` chosen by ``dataset_name``.
+
+    ``True`` / ``False`` are the older spellings of ``"crop-flip"`` / ``"none"``.
+    """
+    if augment is True:
+        augment = "crop-flip"
+    elif augment is False or augment is None:
+        augment = "none"
+    if augment == "auto":
+        return AUTO_AUGMENT.get(dataset_name or "", AUTO_FALLBACK)
+    if augment not in AUGMENTS:
+        raise ConfigError(f"augment must be one of auto, {', '.join(AUGMENTS)}; got {augment!r}")
+    return augment
 
 
 def random_crop(batch: torch.Tensor, padding: int, generator: torch.Generator | None = None
@@ -65,26 +98,33 @@ class DeviceLoader:
     """
 
     def __init__(self, images: ImageSet, batch_size: int, mean: Sequence[float], std: Sequence[float], *,
-                 device: torch.device | str = "cpu", shuffle: bool = False, augment: bool = False,
-                 padding: int = 4, flip: bool = True, drop_last: bool = False, seed: int = 0,
+                 device: torch.device | str = "cpu", shuffle: bool = False, augment: str | bool = "none",
+                 dataset_name: str | None = None, drop_last: bool = False, seed: int = 0,
                  channels_last: bool = False, dtype: torch.dtype = torch.float32):
         self.device = torch.device(device)
         self.dataset = images
+        self.dataset_name = dataset_name
         self.images = images.images.to(self.device)  # uint8 (N, C, H, W)
         self.labels = images.labels.to(self.device)  # int64 (N,)
         self.batch_size, self.mean, self.std = batch_size, tuple(mean), tuple(std)
-        self.shuffle, self.augment, self.padding, self.flip = shuffle, augment, padding, flip
-        self.drop_last, self.seed, self.epoch = drop_last, seed, 0
+        self.shuffle, self.drop_last, self.seed, self.epoch = shuffle, drop_last, seed, 0
         self._epoch_was_set = False
         self.channels_last, self.dtype = channels_last, dtype
+        self.set_augment(augment)
+
+    def set_augment(self, augment: str | bool) -> None:
+        """Switch the training augmentation (one of :data:`AUGMENTS` or ``"auto"``)."""
+        self.augment = resolve_augment(augment, self.dataset_name)
+        self.padding, self.flip = AUGMENTS[self.augment]
         self.windows = None
-        if augment and (padding or flip):
+        if self.padding or self.flip:
             # Pre-pad once and keep a mirrored copy next to the originals, then view every (H, W) window:
             # (2N, C, 2p+1, 2p+1, H, W). One gather per batch then picks image, mirror and crop together
             # (zero padding as RandomCrop's; flipping before or after the crop gives the same distribution).
             # Costs (H+2p)(W+2p)/(HW) x 2 the memory of the training images: 3.1x for CIFAR (470 MB).
-            padded = torch.nn.functional.pad(self.images, (padding,) * 4)  # (N, C, H+2p, W+2p)
-            if flip:
+            p = self.padding
+            padded = torch.nn.functional.pad(self.images, (p, p, p, p))  # (N, C, H+2p, W+2p)
+            if self.flip:
                 padded = torch.cat([padded, padded.flip(3)])  # (2N, ...): image i mirrored at N + i
             h, w = self.images.shape[-2:]
             self.windows = padded.unfold(2, h, 1).unfold(3, w, 1)
@@ -140,23 +180,38 @@ class TransformDataset(TorchDataset):
         return image, self.labels[i]
 
 
-def standard_transforms(mean: Sequence[float], std: Sequence[float], augment: bool, padding: int = 4):
-    """torchvision transforms equivalent to the DeviceLoader's augmentation, for uint8 tensors."""
+def standard_transforms(mean: Sequence[float], std: Sequence[float], augment: str | bool = "none",
+                        size: tuple[int, int] = (32, 32)):
+    """torchvision transforms equivalent to the DeviceLoader's augmentation ``augment``, for uint8 tensors."""
     from torchvision.transforms import v2
 
-    steps = [v2.RandomCrop(32, padding=padding), v2.RandomHorizontalFlip()] if augment else []
+    padding, flip = AUGMENTS[resolve_augment(augment)]
+    steps = [v2.RandomCrop(list(size), padding=padding)] if padding else []
+    steps += [v2.RandomHorizontalFlip()] if flip else []
     return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 
 class _DeviceIterable:
     """Wrap a DataLoader so it yields batches on ``device`` and forwards ``set_epoch`` to its seed."""
 
-    def __init__(self, loader: DataLoader, device: torch.device, seed: int, channels_last: bool):
+    def __init__(self, loader: DataLoader, device: torch.device, seed: int, channels_last: bool,
+                 augment: str = "none", dataset_name: str | None = None, mean=(), std=()):
         self.loader, self.device, self.seed, self.channels_last = loader, device, seed, channels_last
         self.dataset = loader.dataset
+        self.augment, self.dataset_name, self.mean, self.std = augment, dataset_name, mean, std
 
     def set_epoch(self, epoch: int) -> None:
         self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
+
+    def set_augment(self, augment: str | bool) -> None:
+        """Switch the training augmentation; the DataLoader (and its workers) is rebuilt to use it."""
+        self.augment = resolve_augment(augment, self.dataset_name)
+        size = tuple(self.dataset.images.shape[-2:])
+        self.dataset.transform = standard_transforms(self.mean, self.std, self.augment, size)
+        old = self.loader
+        self.loader = DataLoader(self.dataset, batch_size=old.batch_size, shuffle=True, num_workers=old.num_workers,
+                                 pin_memory=old.pin_memory, generator=old.generator,
+                                 persistent_workers=old.num_workers > 0)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -181,10 +236,12 @@ def fits_on_device(dataset: Dataset, device: torch.device, fraction: float = 0.5
 
 
 def make_loaders(dataset: Dataset, batch_size: int = 128, device: torch.device | str = "cpu", *,
-                 fast: bool = True, augment: bool = True, seed: int = 0, num_workers: int = 2,
+                 fast: bool = True, augment: str | bool = "auto", seed: int = 0, num_workers: int = 2,
                  channels_last: bool | None = None, test_batch_size: int | None = None):
     """``(train_loader, test_loader)`` for ``dataset``, yielding batches on ``device``.
 
+    ``augment`` (training set only): ``"auto"`` (by dataset, see :func:`resolve_augment`), ``"none"``,
+    ``"crop"`` or ``"crop-flip"``; the loader's ``augment`` attribute says what was chosen.
     ``fast=True`` (the default) uses :class:`DeviceLoader`; when the data does not fit on the device
     it says so and falls back to the standard ``DataLoader`` path (``fast=False``). Batches come in
     channels_last layout where that is faster (``env.prefers_channels_last``) unless told otherwise.
@@ -193,23 +250,26 @@ def make_loaders(dataset: Dataset, batch_size: int = 128, device: torch.device |
     if channels_last is None:
         channels_last = prefers_channels_last(device)
     test_batch_size = test_batch_size or max(batch_size, 500)
+    augment = resolve_augment(augment, dataset.name)
     if fast and not fits_on_device(dataset, device):
         print(f"{dataset.name} does not fit in {device} memory next to the model: "
               "using the standard DataLoader path (slower)")
         fast = False
     if fast:
         train = DeviceLoader(dataset.train, batch_size, dataset.mean, dataset.std, device=device,
-                             shuffle=True, augment=augment, seed=seed, channels_last=channels_last)
+                             shuffle=True, augment=augment, dataset_name=dataset.name, seed=seed,
+                             channels_last=channels_last)
         test = DeviceLoader(dataset.test, test_batch_size, dataset.mean, dataset.std, device=device,
-                            channels_last=channels_last)
+                            dataset_name=dataset.name, channels_last=channels_last)
         return train, test
     generator = torch.Generator()
     generator.manual_seed(epoch_seed(seed, 0))
     pin = device.type == "cuda"
-    train = DataLoader(TransformDataset(dataset.train, standard_transforms(dataset.mean, dataset.std, augment)),
+    size = tuple(dataset.image_shape[1:])
+    train = DataLoader(TransformDataset(dataset.train, standard_transforms(dataset.mean, dataset.std, augment, size)),
                        batch_size=batch_size, shuffle=True, num_workers=num_workers, pin_memory=pin,
                        generator=generator, persistent_workers=num_workers > 0)
-    test = DataLoader(TransformDataset(dataset.test, standard_transforms(dataset.mean, dataset.std, False)),
+    test = DataLoader(TransformDataset(dataset.test, standard_transforms(dataset.mean, dataset.std, "none", size)),
                       batch_size=test_batch_size, num_workers=num_workers, pin_memory=pin)
-    return (_DeviceIterable(train, device, seed, channels_last),
-            _DeviceIterable(test, device, seed, channels_last))
+    return (_DeviceIterable(train, device, seed, channels_last, augment, dataset.name, dataset.mean, dataset.std),
+            _DeviceIterable(test, device, seed, channels_last, "none", dataset.name, dataset.mean, dataset.std))

@@ -1,26 +1,30 @@
 """Training in the pytorch/examples shape: ``train_one_epoch``, ``evaluate``, and ``fit`` around them.
 
-``fit`` adds what a student's hour of training needs: a checkpoint after every epoch (atomic, in the
-run folder on Drive), ``resume=True`` to continue a killed run from its last complete epoch with the
-same result as an uninterrupted one, ``metrics.csv`` and ``summary.json``, and callbacks (TensorBoard,
-Optuna pruning) that see each epoch's numbers.
+``fit`` adds what a student's hour of training needs: a checkpoint after every epoch (two slots in the
+run folder on Drive, see ``checkpoint.py``), ``resume=True`` to continue a killed run from its last
+complete epoch with the same result as an uninterrupted one, ``metrics.csv`` and ``summary.json``
+(``run_folder.py``), and callbacks (TensorBoard, Optuna pruning) that see each epoch's numbers.
 
-Speed (see ``loader.py`` for the data side): mixed precision on GPUs (bf16 where supported, else fp16
-with loss scaling), channels_last and cudnn.benchmark on CUDA, optional ``torch.compile``, and no
-host synchronisation inside the step: loss and correct counts are summed on the device and read once
-per ``log_every`` steps.
+Defaults that hold on every device (measured; see benchmarks/RESULTS.md):
+
+* precision (:func:`amp_dtype_for`): bf16 autocast on GPUs of compute capability 8.0 and newer (A100,
+  L4, H100), fp16 with loss scaling below (T4, V100), float32 on the CPU unless ``amp=True``;
+* augmentation by dataset (``loader.resolve_augment``): crop + flip for photos, crop only for digits;
+* the momentum set is the momentum used (the one-cycle schedule varies the learning rate only);
+* a loss that becomes NaN or infinite stops the run with :class:`~MyModules.errors.DivergenceError`.
+
+Speed (see ``loader.py`` for the data side): channels_last and cudnn.benchmark on CUDA, optional
+``torch.compile``, and no host synchronisation inside a GPU step: loss and correct counts are summed on
+the device and read once per ``log_every`` steps.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +32,25 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import env
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from . import env, run_folder
+from .checkpoint import (
+    LEGACY_NAME,
+    capture_rng,
+    check_compatible,
+    load_checkpoint,
+    restore_rng,
+    save_run_checkpoint,
+)
+from .errors import CheckpointError, ConfigError, DivergenceError
+from .loader import AUGMENTS
 from .metrics import confusion_matrix, format_per_class, per_class_accuracy
 from .models import count_parameters
-from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this module's API)
+from .run_folder import METRICS_COLUMNS, latest_run_dir, new_run_dir  # noqa: F401  (part of this API)
+from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this API)
 
-CHECKPOINT_NAME = "checkpoint.pt"
-METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
+CHECKPOINT_NAME = LEGACY_NAME  # ``load_checkpoint(run_dir / CHECKPOINT_NAME)`` reads the run's newest slot
+#: Settings that fix a run's plan (its learning-rate schedule): a resumed run must keep them.
+PLAN_KEYS = ("epochs", "batch_size", "max_steps_per_epoch", "lr", "optimizer", "schedule")
 
 
 @dataclass
@@ -46,41 +61,73 @@ class TrainConfig:
     batch_size: int = 128  # images per optimiser step
     lr: float = 0.05  # peak learning rate (one-cycle schedule: warms up, then anneals to ~0)
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adam" (AdamW)
-    momentum: float = 0.9  # SGD momentum
+    momentum: float = 0.9  # SGD momentum, constant through the run
     weight_decay: float = 5e-4  # L2 penalty, per step
     schedule: str = "onecycle"  # "onecycle" or "constant"
     label_smoothing: float = 0.0  # 0.1 often helps a little on CIFAR
-    augment: bool = True  # random crop (padding 4) + horizontal flip on the training set
+    augment: str = "auto"  # "auto" (by dataset), "none", "crop", "crop-flip"; "auto" keeps the loader's choice
     seed: int = 0  # fixes data order and augmentation (seed_everything(seed) before building the model fixes its weights)
     max_steps_per_epoch: int | None = None  # stop each epoch after this many steps (quick runs)
-    amp: bool | None = None  # mixed precision; None: on for CUDA and for CPUs with native bf16
+    amp: bool | None = None  # mixed precision; None: on for CUDA (bf16 or fp16 by GPU), off on CPU
     channels_last: bool | None = None  # NHWC memory layout; None: where faster (CUDA, CPU)
     compile: bool = False  # torch.compile the model (slow first epoch, faster later ones)
     log_every: int = 50  # steps between progress-bar updates (each one waits for the device)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in ("onecycle", "constant"):
-            raise ValueError(f"schedule must be 'onecycle' or 'constant', got {self.schedule!r}")
+        if isinstance(self.augment, bool):  # older spelling: True / False
+            self.augment = "crop-flip" if self.augment else "none"
+        for problem in _config_problems(self):
+            raise ConfigError(problem)
 
 
-def amp_dtype_for(device: torch.device, amp: bool | None = None) -> torch.dtype | None:
-    """The autocast dtype to use on ``device``: bf16 where supported, fp16 on older GPUs (T4), None for off.
+def _config_problems(c: TrainConfig) -> list[str]:
+    """What is wrong with ``c``, one sentence each (empty when nothing is)."""
+    def positive(x) -> bool:
+        return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
-    ``amp=None`` means: on for CUDA, and on for CPUs that compute bf16 in hardware.
+    checks = [
+        (isinstance(c.epochs, int) and c.epochs >= 1, f"epochs must be at least 1, got {c.epochs}"),
+        (isinstance(c.batch_size, int) and c.batch_size >= 1, f"batch_size must be at least 1, got {c.batch_size}"),
+        (positive(c.lr), f"lr must be a positive finite number, got {c.lr}"),
+        (c.optimizer in ("sgd", "adam"), f"optimizer must be 'sgd' or 'adam', got {c.optimizer!r}"),
+        (c.schedule in ("onecycle", "constant"), f"schedule must be 'onecycle' or 'constant', got {c.schedule!r}"),
+        (0 <= c.momentum < 1, f"momentum must be in [0, 1), got {c.momentum}"),
+        (math.isfinite(c.weight_decay) and c.weight_decay >= 0, f"weight_decay must be 0 or more, got {c.weight_decay}"),
+        (0 <= c.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {c.label_smoothing}"),
+        (c.augment == "auto" or c.augment in AUGMENTS,
+         f"augment must be one of auto, {', '.join(AUGMENTS)}; got {c.augment!r}"),
+        (c.max_steps_per_epoch is None or c.max_steps_per_epoch >= 1,
+         f"max_steps_per_epoch must be at least 1 or None, got {c.max_steps_per_epoch}"),
+        (c.log_every >= 1, f"log_every must be at least 1, got {c.log_every}"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+def amp_dtype_for(device: torch.device | str, amp: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype on ``device``, or None for float32. The one place that decides precision.
+
+    CUDA: bf16 from compute capability 8.0 (A100, L4, H100); fp16 with a GradScaler below (T4 is 7.5,
+    V100 7.0), where torch may *report* bf16 as supported but only emulates it, slowly. CPU: float32
+    unless ``amp=True`` (then bf16): bf16 changes what a run learns (measured: the default synthetic run
+    fell to chance from epoch 4 with bf16 on this AVX512-BF16 CPU, and reached 85.6 % in float32).
+    ``amp=None`` means on for CUDA, off elsewhere; ``amp=False`` is always float32.
     """
-    if amp is None:
-        amp = device.type == "cuda" or (device.type == "cpu" and env.cpu_has_native_bf16())
-    if not amp:
-        return None
+    device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16  # CPU autocast supports bf16 only
+        if amp is False:
+            return None
+        major, _minor = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    if amp and device.type == "cpu":
+        return torch.bfloat16  # CPU autocast supports bf16 only
+    if amp and device.type == "mps":
+        return torch.float16
+    return None
+
+
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    """How a run computes, for the run header and summary.json: fp32, bf16, or fp16 + GradScaler."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16 + GradScaler"}[amp_dtype]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -100,8 +147,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_
         return None  # a run of 1-2 steps is too short to warm up and anneal
     # Warm up for a quarter of the run, and for at least 2 steps (OneCycleLR divides by the length).
     pct_start = min(0.5, max(0.25, 2 / total_steps))
+    # cycle_momentum=False: OneCycleLR would otherwise rewrite the momentum every step (0.85..0.95),
+    # and the momentum a student sets (or session 3 searches) would have no effect.
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps,
-                                               pct_start=pct_start)
+                                               pct_start=pct_start, cycle_momentum=False)
 
 
 def _steps(loader, max_steps: int | None) -> int:
@@ -115,6 +164,8 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
                     max_steps: int | None = None, log_every: int = 50, progress: bool = True,
                     on_log=None) -> dict[str, float]:
     """One pass over ``train_loader``; returns ``loss`` (mean), ``accuracy`` (%), ``images``, ``seconds``.
+
+    Raises :class:`~MyModules.errors.DivergenceError` as soon as the loss is NaN or infinite.
 
     ``on_log(step_in_epoch, {"loss", "accuracy"})`` is called every ``log_every`` steps with the
     running numbers (the only place the host waits for the device).
@@ -144,6 +195,10 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (outputs.detach().argmax(1) == labels).sum()
         seen += labels.shape[0]
+        # A NaN/inf loss makes the sum non-finite for good, so checking the sum now and then is enough;
+        # on the CPU reading it costs nothing, so check every step there.
+        if step % log_every == 0 or step == steps or device.type == "cpu":
+            _check_finite(loss_sum.item(), epoch, step, optimizer)
         if step % log_every == 0 or step == steps:
             running = {"loss": loss_sum.item() / seen, "accuracy": 100.0 * correct.item() / seen}
             bar.set_postfix(loss=f"{running['loss']:.3f}", acc=f"{running['accuracy']:.1f}%")
@@ -157,6 +212,17 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
         raise RuntimeError("the training loader yielded no batch")
     return {"loss": loss_sum.item() / seen, "accuracy": 100.0 * correct.item() / seen, "images": seen,
             "seconds": time.perf_counter() - start}
+
+
+def _check_finite(loss_sum: float, epoch: int, step: int, optimizer: torch.optim.Optimizer) -> None:
+    """Stop at once when the loss diverged, instead of training on at chance level."""
+    if math.isfinite(loss_sum):
+        return
+    lr = optimizer.param_groups[0]["lr"]
+    raise DivergenceError(
+        f"training diverged: the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} in epoch {epoch} "
+        f"by step {step} (learning rate {lr:.3g}); try a lower learning rate (e.g. --lr {lr / 10:.3g}) "
+        "or float32 (--no-amp)")
 
 
 @torch.no_grad()
@@ -211,42 +277,8 @@ class FitResult:
     confusion: torch.Tensor | None = field(default=None, repr=False)  # last evaluation, (K, K)
 
 
-def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """A fresh folder ``runs_dir/<name>-<YYYYmmdd-HHMMSS>`` (never an earlier run's)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(runs_dir) / f"{name}-{stamp}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    path.mkdir(parents=True)
-    return path
-
-
-def latest_run_dir(runs_dir: str | Path) -> Path | None:
-    """The most recently changed run folder under ``runs_dir`` that holds a checkpoint."""
-    runs = [p.parent for p in Path(runs_dir).glob(f"*/{CHECKPOINT_NAME}")]
-    return max(runs, key=lambda p: (p / CHECKPOINT_NAME).stat().st_mtime) if runs else None
-
-
-def _write_metrics(run_dir: Path, history: Sequence[dict]) -> None:
-    tmp = run_dir / ".metrics.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRICS_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-    tmp.replace(run_dir / "metrics.csv")
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def apply_test_mode(config: TrainConfig, verbose: bool = True) -> TrainConfig:
-    """In test mode, cap epochs and steps per epoch; otherwise return ``config`` unchanged."""
+    """In test mode, cap epochs and steps per epoch (``env.TestModeLimits``); otherwise return ``config``."""
     limits = env.test_limits()
     if not limits:
         return config
@@ -258,22 +290,54 @@ def apply_test_mode(config: TrainConfig, verbose: bool = True) -> TrainConfig:
     return capped
 
 
-def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device: torch.device | str, *,
-        run_dir: str | Path | None = None, resume: bool = False, classes: Sequence[str] | None = None,
-        callbacks: Iterable[Callback] = (), info: dict[str, Any] | None = None,
-        progress: bool = True) -> FitResult:
-    """Train ``model`` for ``config.epochs`` epochs, evaluating on ``test_loader`` after each.
+# --------------------------------------------------------------------------------------------
+# fit, in parts: what a run needs (Training), its state (RunState), resume, one epoch, reporting
+# --------------------------------------------------------------------------------------------
 
-    With ``run_dir``, a checkpoint (``checkpoint.pt``), ``metrics.csv`` and ``summary.json`` are
-    written there after every epoch; ``resume=True`` continues from that checkpoint (same final
-    weights as an uninterrupted run on CPU). ``classes`` adds per-class accuracy to the summary.
-    ``info`` goes into ``summary.json`` as is (e.g. ``{"model": "net", "dataset": "cifar10"}``).
+@dataclass
+class Training:
+    """Everything a run's epochs share, built once by :func:`prepare_training`."""
+
+    model: nn.Module
+    train_model: nn.Module  # ``model`` itself, or its torch.compile wrapper (same weights)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    criterion: nn.Module
+    amp_dtype: torch.dtype | None
+    device: torch.device
+    config: TrainConfig
+    steps_per_epoch: int
+    augment: str  # what the training loader does (see loader.AUGMENTS), or "unknown" for foreign loaders
+
+
+@dataclass
+class RunState:
+    """What a checkpoint restores: the epochs done, their metrics rows, and the last evaluation."""
+
+    epoch: int = 0  # last complete epoch (0: none yet)
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per finished epoch
+    confusion: torch.Tensor | None = None  # last evaluation's confusion matrix (K, K)
+
+
+def configure_augment(train_loader, augment: str) -> str:
+    """Apply ``augment`` to a course loader and return what the loader does.
+
+    ``"auto"`` keeps the loader's own choice (``make_loaders(augment=...)``, itself "auto" by dataset).
+    A foreign loader (a plain DataLoader) keeps its own transforms: "unknown" unless told otherwise.
     """
-    device = torch.device(device)
-    config = apply_test_mode(config)
-    callbacks = list(callbacks)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    seed_everything(config.seed)
+    if hasattr(train_loader, "set_augment"):
+        if augment != "auto" and augment != train_loader.augment:
+            train_loader.set_augment(augment)
+        return train_loader.augment
+    if augment != "auto":
+        raise ConfigError(f"augment={augment!r} needs the course's loaders: build them with "
+                          f"loader.make_loaders(dataset, ..., augment={augment!r})")
+    return "unknown"
+
+
+def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device: torch.device) -> Training:
+    """Move ``model`` to ``device`` and build its optimizer, schedule, loss scaler and loss."""
     amp_dtype = amp_dtype_for(device, config.amp)
     channels_last = config.channels_last if config.channels_last is not None else env.prefers_channels_last(device)
     if device.type == "cuda":
@@ -281,101 +345,155 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    train_model = torch.compile(model) if config.compile else model  # weights stay shared with `model`
     optimizer = make_optimizer(model, config)
     steps_per_epoch = _steps(train_loader, config.max_steps_per_epoch)
-    scheduler = make_scheduler(optimizer, config, config.epochs * steps_per_epoch)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    num_classes = len(classes) if classes is not None else None
+    return Training(
+        model=model, train_model=torch.compile(model) if config.compile else model, optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config, config.epochs * steps_per_epoch),
+        scaler=torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
+        criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), amp_dtype=amp_dtype,
+        device=device, config=config, steps_per_epoch=steps_per_epoch,
+        augment=configure_augment(train_loader, config.augment))
 
-    history: list[dict[str, float]] = []
-    start_epoch = 1
-    checkpoint_path = run_dir / CHECKPOINT_NAME if run_dir is not None else None
-    if resume:
-        if checkpoint_path is None:
-            raise FileNotFoundError("cannot resume: no run folder given (run_dir is None); pass the folder of "
-                                    "the run to continue, e.g. train.latest_run_dir(course.runs_dir)")
-        if not checkpoint_path.exists():
-            raise FileNotFoundError(f"cannot resume: no {CHECKPOINT_NAME} in {run_dir} (no epoch has finished "
-                                    "there yet); start it without resume=True")
-        state = load_checkpoint(checkpoint_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        history = list(state["history"])
-        start_epoch = state["epoch"] + 1
-        print(f"resuming {run_dir.name} after epoch {state['epoch']}/{config.epochs}")
+
+def _plan_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    now = dataclasses.asdict(config)
+    return [f"{k}={saved[k]!r} (now {now[k]!r})" for k in PLAN_KEYS if k in saved and saved[k] != now[k]]
+
+
+def resume_state(t: Training, run_dir: Path | None, info: dict[str, Any] | None) -> RunState:
+    """Load ``run_dir``'s newest checkpoint into ``t`` and return the run's state; says what is wrong if not."""
+    if run_dir is None:
+        raise CheckpointError("cannot resume: no run folder given (run_dir is None); pass the folder of the run "
+                              "to continue, e.g. train.latest_run_dir(course.runs_dir)")
+    state = load_checkpoint(run_dir, map_location=t.device)
+    check_compatible(state, t.model, info, run_dir)
+    differences = _plan_differences(state.get("config") or {}, t.config)
+    if differences:
+        raise ConfigError(f"{run_dir.name} was started with {', '.join(differences)}; a resumed run keeps its "
+                          "plan (the learning-rate schedule depends on it): resume with the same settings, or "
+                          "start a new run with the new ones")
+    t.model.load_state_dict(state["model"])
+    t.optimizer.load_state_dict(state["optimizer"])
+    if t.scheduler is not None and state.get("scheduler"):
+        t.scheduler.load_state_dict(state["scheduler"])
+    if t.scaler is not None and state.get("scaler"):
+        t.scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"])
+    print(f"resuming {run_dir.name} after epoch {state['epoch']}/{t.config.epochs}")
+    return RunState(int(state["epoch"]), list(state["history"]), state.get("confusion"))
+
+
+def save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
+    """Checkpoint first, then the CSV: a kill in between loses no row (the CSV is rebuilt on resume)."""
+    save_run_checkpoint({
+        "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
+        "scaler": t.scaler.state_dict() if t.scaler is not None else None,
+        "epoch": run.epoch, "rng": capture_rng(), "config": dataclasses.asdict(t.config),
+        "history": run.history, "confusion": run.confusion, "info": dict(info or {}),
+    }, run_dir)
+    run_folder.write_metrics(run_dir, run.history)
+
+
+def run_epoch(t: Training, epoch: int, train_loader, test_loader, num_classes: int | None,
+              callbacks: Sequence[Callback], progress: bool) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train one epoch and evaluate; returns the metrics row and the evaluation."""
+    # Everything random in this epoch depends on (seed, epoch) only: resuming repeats it exactly.
+    torch.manual_seed(epoch_seed(t.config.seed, epoch))
+    if hasattr(train_loader, "set_epoch"):
+        train_loader.set_epoch(epoch)
+
+    def on_log(step: int, metrics: dict[str, float]) -> None:
+        for cb in callbacks:
+            cb.on_log((epoch - 1) * t.steps_per_epoch + step, metrics)
+
+    train = train_one_epoch(t.train_model, t.device, train_loader, t.optimizer, epoch, criterion=t.criterion,
+                            scheduler=t.scheduler, scaler=t.scaler, amp_dtype=t.amp_dtype,
+                            max_steps=t.config.max_steps_per_epoch, log_every=t.config.log_every,
+                            progress=progress, on_log=on_log)
+    result = evaluate(t.train_model, t.device, test_loader, num_classes=num_classes, amp_dtype=t.amp_dtype)
+    row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+           "test_loss": result["loss"], "test_accuracy": result["accuracy"],
+           "seconds": train["seconds"], "lr": t.optimizer.param_groups[0]["lr"], "images": train["images"]}
+    if progress:
+        print(f"epoch {epoch}/{t.config.epochs}: train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.1f}% | "
+              f"test loss {row['test_loss']:.3f} acc {row['test_accuracy']:.1f}% | {row['seconds']:.1f} s")
+    return row, result
+
+
+def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device: torch.device | str, *,
+        run_dir: str | Path | None = None, resume: bool = False, classes: Sequence[str] | None = None,
+        callbacks: Iterable[Callback] = (), info: dict[str, Any] | None = None,
+        progress: bool = True) -> FitResult:
+    """Train ``model`` for ``config.epochs`` epochs, evaluating on ``test_loader`` after each.
+
+    With ``run_dir``, a checkpoint, ``metrics.csv`` and ``summary.json`` are written there after every
+    epoch; ``resume=True`` continues from the newest checkpoint (same final weights as an uninterrupted
+    run on CPU) and refuses, saying why, a checkpoint of another model, dataset or plan.
+    ``classes`` adds per-class accuracy to the summary. ``info`` goes into ``summary.json`` and the
+    checkpoint as is (e.g. ``{"model": "net", "dataset": "cifar10"}``) and is checked on resume.
+    Raises :class:`~MyModules.errors.DivergenceError` when the loss becomes NaN or infinite.
+    """
+    device = torch.device(device)
+    config = apply_test_mode(config)
+    callbacks = list(callbacks)
+    run_dir = run_folder.prepare(run_dir) if run_dir is not None else None
+    seed_everything(config.seed)
+    t = prepare_training(model, train_loader, config, device)
+    run = resume_state(t, run_dir, info) if resume else RunState()
+    if progress:
+        print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "config.json", dataclasses.asdict(config))
-
+        run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
+        run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
+    num_classes = len(classes) if classes is not None else None
     for cb in callbacks:
-        cb.on_train_begin(model, start_epoch, run_dir)
-    last_eval: dict[str, Any] = {}
-    for epoch in range(start_epoch, config.epochs + 1):
-        # Everything random in this epoch depends on (seed, epoch) only: resuming repeats it exactly.
-        torch.manual_seed(epoch_seed(config.seed, epoch))
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
-
-        def on_log(step: int, metrics: dict[str, float], _epoch: int = epoch) -> None:
-            for cb in callbacks:
-                cb.on_log((_epoch - 1) * steps_per_epoch + step, metrics)
-
-        train = train_one_epoch(train_model, device, train_loader, optimizer, epoch, criterion=criterion,
-                                scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype,
-                                max_steps=config.max_steps_per_epoch, log_every=config.log_every,
-                                progress=progress, on_log=on_log)
-        last_eval = evaluate(train_model, device, test_loader, num_classes=num_classes, amp_dtype=amp_dtype)
-        row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-               "test_loss": last_eval["loss"], "test_accuracy": last_eval["accuracy"],
-               "seconds": train["seconds"], "lr": optimizer.param_groups[0]["lr"], "images": train["images"]}
-        history.append(row)
-        if progress:
-            print(f"epoch {epoch}/{config.epochs}: train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.1f}% | "
-                  f"test loss {row['test_loss']:.3f} acc {row['test_accuracy']:.1f}% | {row['seconds']:.1f} s")
+        cb.on_train_begin(model, run.epoch + 1, run_dir)
+    for epoch in range(run.epoch + 1, config.epochs + 1):
+        row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
+        run.epoch, run.confusion = epoch, result.get("confusion")
+        run.history.append(row)
         if run_dir is not None:
-            save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                             "scaler": scaler.state_dict() if scaler is not None else None,
-                             "epoch": epoch, "rng": capture_rng(), "config": dataclasses.asdict(config),
-                             "history": history}, checkpoint_path)
-            _write_metrics(run_dir, history)
+            save_state(t, run, run_dir, info)
         for cb in callbacks:
             cb.on_epoch_end(epoch, row, model)
+    return _finish(t, run, run_dir, classes, info, callbacks, progress)
 
-    summary = _summary(model, config, history, last_eval, classes, info, device)
+
+def _finish(t: Training, run: RunState, run_dir: Path | None, classes, info, callbacks, progress) -> FitResult:
+    summary = _summary(t, run, classes, info)
     if run_dir is not None:
-        _write_json(run_dir / "summary.json", summary)
-    if classes is not None and "confusion" in last_eval and progress:
-        print(format_per_class(last_eval["confusion"], classes))
+        run_folder.write_json(run_dir, "summary.json", summary)
+    if classes is not None and run.confusion is not None and progress:
+        print(format_per_class(run.confusion, classes))
     for cb in callbacks:
         cb.on_train_end(summary)
-    return FitResult(history, summary, run_dir, last_eval.get("confusion"))
+    return FitResult(run.history, summary, run_dir, run.confusion)
 
 
-def _summary(model, config, history, last_eval, classes, info, device) -> dict[str, Any]:
+def _summary(t: Training, run: RunState, classes, info) -> dict[str, Any]:
+    history = run.history
     train_seconds = sum(r["seconds"] for r in history)
     images = sum(r.get("images", 0) for r in history)
     summary: dict[str, Any] = {
-        "model": type(model).__name__,
+        "model": type(t.model).__name__,
         "dataset": None,
         "test_accuracy": history[-1]["test_accuracy"] if history else None,
         "best_test_accuracy": max(r["test_accuracy"] for r in history) if history else None,
         "epochs": len(history),
+        "planned_epochs": t.config.epochs,
         "train_seconds": round(train_seconds, 3),
         "images_per_second": round(images / train_seconds, 1) if train_seconds > 0 else None,
-        "num_parameters": count_parameters(model),
-        "device": str(device),
+        "num_parameters": count_parameters(t.model),
+        "device": str(t.device),
+        "precision": precision_name(t.amp_dtype),
+        "augment": t.augment,
+        "seed": t.config.seed,
         "test_mode": env.test_mode(),
-        "config": dataclasses.asdict(config),
+        "config": dataclasses.asdict(t.config),
     }
-    if classes is not None and "confusion" in last_eval:
-        summary["per_class_accuracy"] = dict(zip(classes, per_class_accuracy(last_eval["confusion"]).tolist()))
+    if classes is not None and run.confusion is not None:
+        summary["per_class_accuracy"] = dict(zip(classes, per_class_accuracy(run.confusion).tolist()))
     summary.update(info or {})
     return summary

@@ -1,0 +1,278 @@
+"""The default recipe is one to trust: augmentation that fits the data, the right precision on each
+device, the momentum that was set, divergence reported, and resume that never loses or breaks anything."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from MyModules import data, loader, run_folder, train
+from MyModules.checkpoint import load_checkpoint
+from MyModules.errors import ConfigError, DivergenceError
+from MyModules.loader import DeviceLoader, make_loaders, resolve_augment
+from MyModules.models import Net
+from MyModules.train import TrainConfig, amp_dtype_for, fit, seed_everything
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
+
+
+def coordinate_set(n: int, size: int = 32) -> data.Dataset:
+    """Images whose pixel (y, x) holds 10 + y (channel 0) and 10 + x (channel 1): crops and flips show."""
+    ys = torch.arange(size).view(size, 1).expand(size, size) + 10
+    xs = torch.arange(size).view(1, size).expand(size, size) + 10
+    one = torch.stack([ys, xs, torch.full((size, size), 200)]).to(torch.uint8)
+    images = data.ImageSet(one.expand(n, 3, size, size).clone(), torch.arange(n) % 2)
+    return data.Dataset("coords", images, images, ["a", "b"], (0.0,) * 3, (1 / 255,) * 3)
+
+
+def batches(train_loader) -> torch.Tensor:
+    """All training images of one epoch, back in pixel units (the loaders normalise with mean 0, std 1/255)."""
+    return torch.cat([images for images, _ in train_loader]).round()
+
+
+def moved_and_flipped(images: torch.Tensor) -> tuple[float, float]:
+    """Fraction of images shifted, fraction mirrored (decoded from the coordinate pattern's centre)."""
+    c = images.shape[-1] // 2
+    y = images[:, 0, c, c] - 10  # the source row shown at the centre
+    x = images[:, 1, c, c] - 10
+    left, right = images[:, 1, c, c - 1], images[:, 1, c, c + 1]
+    mirrored = left > right  # the column index runs backwards
+    return ((y != c) | ((x != c) & ~mirrored) | ((x != c - 1) & mirrored)).float().mean().item(), \
+        mirrored.float().mean().item()
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("augment, moves, flips", [("none", False, False), ("crop", True, False),
+                                                   ("crop-flip", True, True)])
+def test_augmentation_on_both_loader_paths(fast, augment, moves, flips):
+    ds = coordinate_set(400)
+    train_loader, _ = make_loaders(ds, 100, "cpu", fast=fast, augment=augment, num_workers=0, channels_last=False)
+    assert train_loader.augment == augment
+    images = batches(train_loader)
+    moved, mirrored = moved_and_flipped(images)
+    assert (moved > 0.5) == moves, moved  # 80 of 81 crop offsets move the image
+    assert (0.35 < mirrored < 0.65) if flips else mirrored == 0.0, mirrored
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fit_applies_the_configured_augmentation_to_the_loader(fast, dataset, tmp_path):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu", fast=fast, num_workers=0)
+    assert train_loader.augment == "crop-flip"  # auto for photos
+    result = fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2, augment="crop"),
+                 "cpu", run_dir=tmp_path, progress=False)
+    assert train_loader.augment == "crop" and result.summary["augment"] == "crop"
+    assert json.loads((tmp_path / "summary.json").read_text())["augment"] == "crop"
+
+
+def test_auto_augmentation_is_chosen_per_dataset():
+    assert resolve_augment("auto", "cifar10") == "crop-flip"
+    assert resolve_augment("auto", "cifar100") == "crop-flip"
+    assert resolve_augment("auto", "mnist") == "crop"  # a mirrored 2 or 7 is another shape
+    assert resolve_augment("auto", "fashionmnist") == "crop"
+    assert resolve_augment("auto", "imagefolder") == "crop"  # unknown content: shifts only
+    assert resolve_augment(False, "cifar10") == "none" and resolve_augment(True, None) == "crop-flip"
+    with pytest.raises(ConfigError, match="augment must be one of"):
+        resolve_augment("flip", "cifar10")
+    with pytest.raises(ConfigError):
+        TrainConfig(augment="rotate")
+
+
+def test_mnist_loaders_shift_but_never_mirror(tmp_path):
+    mnist = data.load_dataset("mnist", tmp_path, test_mode=True)
+    train_loader, _ = make_loaders(mnist, 256, "cpu")
+    assert train_loader.augment == "crop" and (train_loader.padding, train_loader.flip) == (4, False)
+
+
+class FakeCuda:
+    """What torch.cuda reports on a given GPU (documented values: T4 is 7.5, A100 8.0)."""
+
+    def __init__(self, capability, bf16_reported=True):
+        self.capability, self.bf16_reported = capability, bf16_reported
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: self.capability)
+        # torch reports bf16 as "supported" on a T4 (emulated): the choice must not depend on it.
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: self.bf16_reported)
+
+
+def test_precision_t4_is_fp16_with_grad_scaler(monkeypatch):
+    FakeCuda((7, 5)).install(monkeypatch)
+    assert amp_dtype_for(torch.device("cuda")) == torch.float16
+    assert train.precision_name(amp_dtype_for("cuda")) == "fp16 + GradScaler"
+    assert amp_dtype_for("cuda", amp=False) is None
+
+
+def test_precision_v100_is_fp16(monkeypatch):
+    FakeCuda((7, 0)).install(monkeypatch)
+    assert amp_dtype_for("cuda:0") == torch.float16
+
+
+def test_precision_a100_is_bf16(monkeypatch):
+    FakeCuda((8, 0), bf16_reported=True).install(monkeypatch)
+    assert amp_dtype_for("cuda") == torch.bfloat16
+    FakeCuda((9, 0)).install(monkeypatch)
+    assert amp_dtype_for("cuda") == torch.bfloat16
+
+
+def test_precision_cpu_is_fp32_unless_asked():
+    assert amp_dtype_for("cpu") is None
+    assert amp_dtype_for("cpu", amp=True) == torch.bfloat16
+    assert train.precision_name(None) == "fp32"
+
+
+def test_fit_records_precision(dataset):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu")
+    result = fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2), "cpu", progress=False)
+    assert result.summary["precision"] == "fp32" and result.summary["device"] == "cpu"
+
+
+def test_the_momentum_set_is_the_momentum_used_on_every_step(dataset):
+    seen = []
+
+    def record(optimizer, args, kwargs):
+        seen.append((optimizer.param_groups[0]["momentum"], optimizer.param_groups[0]["lr"]))
+
+    handle = torch.optim.optimizer.register_optimizer_step_pre_hook(record)
+    try:
+        train_loader, test_loader = make_loaders(dataset, 32, "cpu")
+        fit(Net(), train_loader, test_loader, TrainConfig(epochs=2, momentum=0.5, max_steps_per_epoch=6), "cpu",
+            progress=False)
+    finally:
+        handle.remove()
+    assert len(seen) == 12
+    assert {m for m, _ in seen} == {0.5}
+    assert len({lr for _, lr in seen}) > 5  # the one-cycle schedule still varies the learning rate
+
+
+def test_divergence_stops_fit_with_a_clear_error(dataset, tmp_path):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu")
+    with pytest.raises(DivergenceError, match=r"diverged.*epoch 1 by step \d+.*learning rate.*--lr"):
+        fit(Net(), train_loader, test_loader, TrainConfig(epochs=2, lr=1e30, schedule="constant"), "cpu",
+            run_dir=tmp_path, progress=False)
+    assert DivergenceError.exit_code == 3 and "学習率" in DivergenceError.hint_ja
+
+
+def test_divergence_on_the_command_line_is_one_line_exit_3(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "MyModules", "train", "--dataset", "synthetic", "--lr", "1e30",
+                           "--no-progress", "--no-plots", "--no-tensorboard", "--course-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "diverged" in errors[0] and "--lr" in errors[0]
+
+
+def test_resume_refuses_a_changed_plan(dataset, tmp_path):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu")
+    fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2), "cpu", run_dir=tmp_path,
+        progress=False)
+    with pytest.raises(ConfigError, match=r"epochs=1 \(now 2\).*same settings"):
+        fit(Net(), train_loader, test_loader, TrainConfig(epochs=2, max_steps_per_epoch=2), "cpu", run_dir=tmp_path,
+            resume=True, progress=False)
+
+
+def test_resuming_a_finished_run_keeps_the_summary_complete(dataset, tmp_path):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu")
+    config = TrainConfig(epochs=2, max_steps_per_epoch=3)
+    first = fit(Net(), train_loader, test_loader, config, "cpu", run_dir=tmp_path, classes=dataset.classes,
+                progress=False)
+    again = fit(Net(), train_loader, test_loader, config, "cpu", run_dir=tmp_path, classes=dataset.classes,
+                resume=True, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["per_class_accuracy"]) == set(dataset.classes)
+    assert summary["per_class_accuracy"] == first.summary["per_class_accuracy"]
+    assert summary["epochs"] == 2 and again.history == first.history
+
+
+KILL_AFTER_CHECKPOINT = textwrap.dedent("""
+    import os, signal, sys
+    from MyModules import data, run_folder, train
+    from MyModules.loader import make_loaders
+    from MyModules.models import Net
+
+    real_write = run_folder.write_metrics
+    def write_metrics(run_dir, history):
+        if len(history) == 2:  # epoch 2's checkpoint is on disk; its CSV row is not
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_write(run_dir, history)
+    run_folder.write_metrics = write_metrics
+
+    ds = data.load_dataset("synthetic", sys.argv[2], test_mode=True)
+    tl, vl = make_loaders(ds, 64, "cpu")
+    train.fit(Net(), tl, vl, train.TrainConfig(epochs=3, max_steps_per_epoch=3), "cpu", run_dir=sys.argv[1],
+              progress=False)
+""")
+
+
+def test_a_kill_between_checkpoint_and_csv_loses_no_metrics_row(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, str(run_dir), str(tmp_path / "data")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 2  # header + epoch 1: row 2 was lost
+    assert load_checkpoint(run_dir)["epoch"] == 2
+    ds = data.load_dataset("synthetic", tmp_path / "data", test_mode=True)
+    train_loader, test_loader = make_loaders(ds, 64, "cpu")
+    fit(Net(), train_loader, test_loader, TrainConfig(epochs=3, max_steps_per_epoch=3), "cpu", run_dir=run_dir,
+        resume=True, progress=False)
+    rows = (run_dir / "metrics.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3]
+
+
+KILL_MID_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from MyModules import atomic
+    with atomic.atomic_open(sys.argv[1], "wb") as f:
+        f.write(b"x" * 1000)
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_temp_files_of_a_killed_write_are_removed_at_the_next_start(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, str(run_dir / "summary.json")], cwd=ROOT,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = [p.name for p in run_dir.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".summary.json.tmp-")
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu")
+    fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2), "cpu", run_dir=run_dir,
+        progress=False)
+    assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
+
+
+def test_a_live_writers_temp_file_is_left_alone(tmp_path):
+    live = tmp_path / f".metrics.csv.tmp-{os.getppid()}"  # the parent process is alive
+    live.write_text("being written")
+    run_folder.prepare(tmp_path)
+    assert live.exists()
+
+
+def test_default_recipe_learns_and_never_falls_back_to_chance(dataset, monkeypatch):
+    """The README's offline check, shortened: every epoch after the first well above chance (10 %)."""
+    monkeypatch.delenv("COURSE_TEST_MODE")
+    train_loader, test_loader = make_loaders(dataset, 128, "cpu")
+    seed_everything(0)
+    result = fit(Net(), train_loader, test_loader, TrainConfig(epochs=4), "cpu", progress=False)
+    accuracies = [row["test_accuracy"] for row in result.history]
+    assert min(accuracies[1:]) > 30, accuracies
+    assert accuracies[-1] > 60, accuracies
+
+
+def test_device_loader_records_its_augmentation():
+    ds = coordinate_set(10)
+    assert DeviceLoader(ds.train, 5, ds.mean, ds.std, augment="crop").augment == "crop"
+    assert loader.AUGMENTS["crop-flip"] == (4, True)
