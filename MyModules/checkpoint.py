@@ -6,7 +6,7 @@ last *complete* epoch, counted from 1), ``rng`` (random generator states), ``con
 and dataset the run trains), and ``format`` (:data:`FORMAT`).
 
 **Two slots.** A run folder keeps ``checkpoint-a.pt`` and ``checkpoint-b.pt``. Epoch ``e`` overwrites
-slot ``e % 2`` in place and fsyncs it, so the newer one is never touched while a write is under way:
+slot ``e % 2`` in place (the first write of a slot goes through a temp file) and fsyncs it, so the newer one is never touched while a write is under way:
 a runtime that dies mid-write, Ctrl-C or a full disk leaves the previous epoch loadable, and
 :func:`load_checkpoint` picks the newest slot that reads back whole. Overwriting in place (instead of
 writing a temporary file and renaming it over the old one) matters on Google Drive: Drive moves every
@@ -123,10 +123,13 @@ def save_run_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike) -> Pa
     target = run_dir / SLOTS[int(state["epoch"]) % 2]
     state = {"format": FORMAT, **state}
     try:
-        with open(target, "wb") as f:  # truncates in place: the same file (on Drive: no Trash copy)
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        if target.exists():
+            with open(target, "wb") as f:  # truncates in place: the same file (on Drive: no Trash copy)
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+        else:  # a new slot: through a temp file, so a slot that exists was once written whole
+            save_checkpoint(state, target)
     except BaseException as e:
         # A torn slot would only cost a failed read later; remove it so nobody mistakes it for a checkpoint.
         with contextlib.suppress(OSError):

@@ -116,36 +116,42 @@ def data_folder(course: Path, testing: bool) -> Path:
     return course / ("data-test" if testing else "data")
 
 
+def _best_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _check_cuda(device: torch.device, preferred: str) -> None:
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise DeviceError(f"device {preferred!r} was requested but CUDA is not available here; "
+                          "use --device cpu, or switch the runtime to a GPU")
+    if device.index is not None and device.index >= count:
+        raise DeviceError(f"device {preferred!r} does not exist: this machine has {count} GPU(s), "
+                          f"cuda:0 to cuda:{count - 1}")
+
+
 def pick_device(preferred: str | None = None) -> torch.device:
     """``preferred`` if given (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), else the best available.
 
     Raises :class:`~MyModules.errors.DeviceError` saying what exists here when the device does not.
     """
     if not preferred:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return _best_device()
     try:
         device = torch.device(preferred)
     except (RuntimeError, ValueError):
         hint = " (PyTorch calls a GPU 'cuda')" if preferred.strip().lower().startswith("gpu") else ""
         raise DeviceError(f"unknown device {preferred!r}{hint}; use cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise DeviceError(f"device {preferred!r} was requested but CUDA is not available here; "
-                              "use --device cpu, or switch the runtime to a GPU")
-        if device.index is not None and device.index >= count:
-            raise DeviceError(f"device {preferred!r} does not exist: this machine has {count} GPU(s), "
-                              f"cuda:0 to cuda:{count - 1}")
-        return device
-    if device.type == "mps":
+        _check_cuda(device, preferred)
+    elif device.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise DeviceError(f"device {preferred!r} was requested but MPS (Apple GPU) is not available here")
-        return device
-    if device.type != "cpu":
+    elif device.type != "cpu":
         raise DeviceError(f"device {preferred!r} is not supported by the course; use cpu, cuda, cuda:N or mps")
     return device
 

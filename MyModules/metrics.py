@@ -1,15 +1,10 @@
-"""Accuracy, confusion matrix and per-class accuracy; accuracies are in percent."""
+"""Confusion matrix and per-class accuracy (in percent); ``train.evaluate`` sums them over batches."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-
-
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 accuracy in percent of ``logits`` (B, K) against ``labels`` (B,)."""
-    return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -40,7 +40,6 @@ from .train import Callback
 
 TENSORBOARD_FOLDER = "tensorboard"  # sub-folder of a run folder that holds its event files
 EPOCH_TAG = "epoch"  # scalar logged at each epoch's last step; lets a resumed run find that step
-HPARAM_METRICS = ("test_accuracy", "best_test_accuracy", "test_loss")  # shown in the HPARAMS tab
 
 
 def log_weight_histograms(writer, model: nn.Module, step: int, *, gradients: bool = True) -> list[str]:

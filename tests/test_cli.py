@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from MyModules.checkpoint import load_checkpoint
+from MyModules.checkpoint import has_checkpoint, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_synthetic_run_writes_metrics_summary_and_checkpoint(tmp_path):
     (["train", "--model", "resnet9000"], "invalid choice"),
     (["train", "--epochs", "0"], "at least 1"),
     (["train", "--lr", "-1"], "positive"),
-    (["train", "--dataset", "imagefolder", "--data-root", "/nonexistent/tree"], "train/<class>"),
+    (["train", "--dataset", "imagefolder", "--data-root", "/nonexistent/tree"], "does not exist"),
     (["train", "--resume", "--out", "/nonexistent/run"], "nothing to resume"),
     (["train", "--device", "cuda:7"] if not torch.cuda.is_available() else ["train", "--device", "tpu"], "device"),
     (["frobnicate"], "invalid choice"),
@@ -74,7 +74,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if (split / "checkpoint.pt").exists():
+            if has_checkpoint(split):
                 break
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)  # as a lost Colab runtime: no chance to clean up
