@@ -142,8 +142,16 @@ def run_dataset(run: RunFiles) -> Dataset:
     data_dir = run.args.get("data_root") or env.data_folder(_course_dir(run), test_mode)
     recorded = run.recorded("preprocessing") or {}
     image_size = int(recorded.get("image_size") or run.recorded("image_size") or 32)
-    channels = int(recorded.get("channels") or run.recorded("channels") or 3)
+    channels = int(recorded.get("channels") or run.recorded("channels") or _input_channels(run.checkpoint) or 3)
     return _cached_dataset(name, str(Path(data_dir).expanduser()), image_size, channels, test_mode)
+
+
+def _input_channels(checkpoint: dict[str, Any]) -> int | None:
+    """In-channels of the first convolution in the checkpoint's weights (state dicts keep layer order)."""
+    for value in (checkpoint.get("model") or {}).values():
+        if isinstance(value, torch.Tensor) and value.ndim == 4:
+            return int(value.shape[1])  # conv weight (out, in, kH, kW)
+    return None
 
 
 def run_preprocessing(run: RunFiles) -> Preprocessing:
