@@ -294,7 +294,7 @@ def _course_error_to_usage(error: Exception) -> UsageError:
 
 
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", type=Path, help="run folder (holds checkpoint.pt)")
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts) instead of the report")
     p.add_argument("--no-eval", dest="evaluate", action="store_false",
                    help="for a run that has not finished: do not compute per-class accuracy on the test set")
@@ -313,7 +313,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", type=Path, help="run folder (holds checkpoint.pt)")
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
     p.add_argument("--top", type=_positive_int, default=1, help="print the K most likely classes (default 1)")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
@@ -350,7 +350,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     from .export import FORMATS
 
-    p.add_argument("run", type=Path, help="run folder (holds checkpoint.pt)")
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
     p.add_argument("--format", choices=FORMATS, default="onnx",
                    help="onnx (RUN/model.onnx, default) or torchscript (RUN/model.torchscript.pt)")
     p.add_argument("--output", type=Path, default=None, help="file to write (default: in the run folder)")

@@ -4,8 +4,8 @@
     for p in predict(loaded, ["cat.jpg", "new_images/"], top=3):
         print(p.path, p.top)                  # [("cat", 0.91), ("dog", 0.05), ...]
 
-A run folder (written by ``train.fit`` and ``python -m MyModules train``) holds ``checkpoint.pt``
-(weights, epoch, config), ``run.json`` (the command line's arguments), ``config.json`` and, once the
+A run folder (written by ``train.fit`` and ``python -m MyModules train``) holds its checkpoints
+(weights, epoch, config, info; see ``checkpoint.py``), ``run.json`` (the command line's arguments), ``config.json`` and, once the
 run has finished, ``summary.json``. What a new image must go through is the run's *test-set*
 preprocessing: convert to the run's channels and size the way ``data`` did it, then
 ``(x / 255 - mean) / std`` with the training split's mean and std. It is read from the run when the
@@ -27,13 +27,13 @@ import torch
 from torch import nn
 
 from . import env
-from .checkpoint import load_checkpoint
-from .data import IMAGE_SUFFIXES, Dataset, load_dataset, to_model_input
+from .checkpoint import has_checkpoint, load_checkpoint
+from .data import Dataset, load_dataset, to_model_input
 from .errors import CheckpointError, DatasetError, RunFolderError
+from .formats import IMAGE_SUFFIXES, decode_image
 from .loader import normalize
 from .models import MODELS, build_model
 
-CHECKPOINT_NAME = "checkpoint.pt"
 RUN_ARGS_NAME = "run.json"  # the command line's arguments (python -m MyModules train)
 
 
@@ -71,22 +71,27 @@ class RunFiles:
     args: dict[str, Any]  # run.json
     config: dict[str, Any]  # config.json, else the checkpoint's config
     summary: dict[str, Any]  # summary.json (written when the run finished)
-    checkpoint: dict[str, Any] = field(repr=False)  # checkpoint.pt (weights_only)
+    checkpoint: dict[str, Any] = field(repr=False)  # the newest whole checkpoint (weights_only)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.checkpoint.get("info") or {})  # fit(info=...): model, dataset, ...
 
     @property
     def dataset_name(self) -> str | None:
-        return self.summary.get("dataset") or self.args.get("dataset") or self.checkpoint.get("dataset")
+        return self.recorded("dataset")
 
     @property
     def model_name(self) -> str | None:
-        for name in (self.summary.get("model"), self.args.get("model"), self.checkpoint.get("model_name")):
+        for source in (self.summary, self.info, self.args):
+            name = source.get("model")
             if isinstance(name, str) and name.lower() in MODELS:
                 return name.lower()
         return None
 
     def recorded(self, key: str) -> Any:
-        """``key`` from summary.json, else the checkpoint, else run.json (None when none has it)."""
-        for source in (self.summary, self.checkpoint, self.args):
+        """``key`` from summary.json, else the checkpoint's ``info``, else the checkpoint, else run.json."""
+        for source in (self.summary, self.info, self.checkpoint, self.args):
             if source.get(key) is not None:
                 return source[key]
         return None
@@ -104,14 +109,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def read_run(run_dir: str | Path) -> RunFiles:
     """Read ``run_dir``'s files; raises :class:`RunFolderError` when it holds no checkpoint."""
     run_dir = Path(run_dir).expanduser()
-    path = run_dir / CHECKPOINT_NAME
-    if not path.exists():
-        where = "does not exist" if not run_dir.exists() else f"holds no {CHECKPOINT_NAME} (no epoch has finished)"
+    if not run_dir.is_dir() or not has_checkpoint(run_dir):
+        where = "does not exist" if not run_dir.exists() else "holds no checkpoint (no epoch has finished there)"
         raise RunFolderError(f"{run_dir} {where}: pass the folder of a run, e.g. <course folder>/runs/<run>")
-    try:
-        checkpoint = load_checkpoint(path, map_location="cpu")
-    except Exception as e:  # noqa: BLE001 - torch reports a torn file as several error types
-        raise CheckpointError(f"cannot read {path} ({type(e).__name__}: {e}); the file is damaged") from e
+    checkpoint = load_checkpoint(run_dir, map_location="cpu")  # the newest slot that reads back whole
     config = _read_json(run_dir / "config.json") or dict(checkpoint.get("config") or {})
     return RunFiles(run_dir, _read_json(run_dir / RUN_ARGS_NAME), config,
                     _read_json(run_dir / "summary.json"), checkpoint)
@@ -126,9 +127,10 @@ def _course_dir(run: RunFiles) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_dataset(name: str, data_dir: str, image_size: int, channels: int, test_mode: bool) -> Dataset:
+def _cached_dataset(name: str, data_dir: str, image_size: int, channels: int, test_mode: bool,
+                    cache_dir: str) -> Dataset:
     return load_dataset(name, data_dir, image_size=image_size, channels=channels, download=False,
-                        test_mode=test_mode)
+                        test_mode=test_mode, cache_dir=cache_dir)
 
 
 def run_dataset(run: RunFiles) -> Dataset:
@@ -143,7 +145,8 @@ def run_dataset(run: RunFiles) -> Dataset:
     recorded = run.recorded("preprocessing") or {}
     image_size = int(recorded.get("image_size") or run.recorded("image_size") or 32)
     channels = int(recorded.get("channels") or run.recorded("channels") or _input_channels(run.checkpoint) or 3)
-    return _cached_dataset(name, str(Path(data_dir).expanduser()), image_size, channels, test_mode)
+    return _cached_dataset(name, str(Path(data_dir).expanduser()), image_size, channels, test_mode,
+                           str(_course_dir(run) / "cache"))
 
 
 def _input_channels(checkpoint: dict[str, Any]) -> int | None:
@@ -225,7 +228,7 @@ def load_model(run_dir: str | Path | RunFiles, *, model: nn.Module | None = None
     try:
         model.load_state_dict(_clean_state_dict(dict(run.checkpoint["model"])))
     except (RuntimeError, KeyError) as e:
-        raise CheckpointError(f"the weights in {run.run_dir / CHECKPOINT_NAME} do not fit "
+        raise CheckpointError(f"the weights in the checkpoint of {run.run_dir} do not fit "
                               f"{type(model).__name__} ({str(e).splitlines()[0]})") from e
     device = torch.device(device)
     model = model.to(device=device, dtype=torch.float32, memory_format=torch.contiguous_format).eval()
@@ -242,16 +245,15 @@ _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 def read_image(path: str | Path, preprocessing: Preprocessing) -> torch.Tensor:
     """One image file as uint8 ``(C, H, W)`` at the model's channels and size, as the test set was made.
 
-    Raises OSError (or ValueError) when the file is not a readable image.
+    Raises OSError, ValueError or DatasetError when the file is not a readable image.
     """
     from PIL import Image
 
     size, channels = preprocessing.image_size, preprocessing.channels
+    if preprocessing.resize == "pil":  # image folders: the very function that read the training images
+        return torch.from_numpy(decode_image(Path(path), size, channels).copy()).permute(2, 0, 1)
     with Image.open(path) as img:
         img.load()  # decode now: a torn file fails here, not later
-        if preprocessing.resize == "pil":  # data.read_image_folder's way
-            img = img.convert("RGB" if channels == 3 else "L").resize((size, size), Image.BILINEAR)
-            return torch.from_numpy(np.asarray(img, dtype=np.uint8).reshape(size, size, channels).copy()).permute(2, 0, 1)
         # The way CIFAR and MNIST reach the model: native channels, then data.to_model_input.
         native = img.convert("L" if img.mode in _GRAY_MODES else "RGB")
         array = np.asarray(native, dtype=np.uint8)
@@ -307,7 +309,7 @@ def predict(loaded: LoadedModel, paths: Iterable[str | Path], *, top: int = 1,
     for path in collect_images(paths):
         try:
             pending.append((path, read_image(path, loaded.preprocessing), None))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, DatasetError, Image.DecompressionBombError) as e:
             reason = "no such file" if isinstance(e, FileNotFoundError) else f"cannot read image ({type(e).__name__}: {e})"
             pending.append((path, None, reason))
         if len(pending) >= batch_size:

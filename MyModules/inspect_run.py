@@ -3,8 +3,9 @@
 :func:`describe_run` reads the run's files (see ``inference.read_run``) and returns one dict: what was
 trained on what, how far it got (``epochs_done`` of ``epochs_planned``: a run that was killed shows
 the last complete epoch), its accuracies, and the model's torchinfo summary. A run that did not finish
-has no ``summary.json`` yet; its per-class accuracy is then computed from the checkpoint on the test
-set (``evaluate=True``), and its accuracies come from ``metrics.csv`` (the checkpoint's history).
+has no ``summary.json`` yet; its per-class accuracy then comes from the checkpoint's last evaluation
+(its confusion matrix) or, for checkpoints without one, is computed on the test set (``evaluate=True``);
+its accuracies come from the checkpoint's history (what ``metrics.csv`` shows).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .errors import CourseError
 from .inference import RunFiles, load_model, read_run, run_dataset
 from .metrics import confusion_matrix, per_class_accuracy
 from .summary import model_summary
+from .train import amp_dtype_for, precision_name
 
 
 def _precision(run: RunFiles) -> str:
@@ -24,19 +26,25 @@ def _precision(run: RunFiles) -> str:
     if recorded:
         return str(recorded)
     amp = run.config.get("amp")
+    device = run.recorded("device")
     if amp is False:
-        return "float32"
-    device = run.summary.get("device") or run.args.get("device")
+        return precision_name(None)
     if not device:
-        return f"not recorded (amp={amp})"
-    from .train import amp_dtype_for  # the rule fit applies, evaluated on this machine
-
+        return f"not recorded (amp={amp}, device not recorded)"
     device = torch.device(device)
     if device.type != "cpu" and not (device.type == "cuda" and torch.cuda.is_available()):
         return f"not recorded (amp={amp}, device {device})"  # e.g. a GPU run inspected on a laptop
-    dtype = amp_dtype_for(device, amp)
-    name = str(dtype).removeprefix("torch.") if dtype is not None else "float32"
-    return f"{name} (not recorded by the run: what amp={amp} picks for {device} on this machine)"
+    return f"{precision_name(amp_dtype_for(device, amp))} (not recorded: what amp={amp} picks for {device} here)"
+
+
+def _augment(run: RunFiles) -> str | None:
+    recorded = run.recorded("augment")  # summary.json: what the loader did
+    if recorded is not None and recorded != "auto":
+        return recorded
+    from .loader import resolve_augment
+
+    augment = run.config.get("augment")
+    return resolve_augment(augment, run.dataset_name) if augment is not None else None
 
 
 @torch.inference_mode()
@@ -56,13 +64,17 @@ def describe_run(run_dir, *, evaluate: bool = True, summary_depth: int = 3) -> d
     run = read_run(run_dir)
     loaded = load_model(run)
     history = list(run.checkpoint.get("history") or [])
-    planned = run.config.get("epochs")
+    planned = run.summary.get("planned_epochs") or run.config.get("epochs")
     done = int(run.checkpoint.get("epoch", len(history)))
     finished = bool(run.summary) and planned is not None and done >= planned
     accuracies = [r["test_accuracy"] for r in history]
     best_epoch = max(range(len(accuracies)), key=accuracies.__getitem__) + 1 if accuracies else None
     per_class = run.summary.get("per_class_accuracy")
     per_class_source = "summary.json"
+    confusion = run.checkpoint.get("confusion")
+    if not per_class and isinstance(confusion, torch.Tensor) and confusion.shape == (len(loaded.classes),) * 2:
+        per_class = dict(zip(loaded.classes, per_class_accuracy(confusion).tolist()))
+        per_class_source = f"the checkpoint's last evaluation (epoch {done})"
     if not per_class and evaluate:
         try:
             per_class = _evaluate_per_class(loaded, run)
@@ -81,13 +93,13 @@ def describe_run(run_dir, *, evaluate: bool = True, summary_depth: int = 3) -> d
         "epochs_done": done,
         "epochs_planned": planned,
         "precision": _precision(run),
-        "augment": run.recorded("augment") if run.recorded("augment") is not None else run.config.get("augment"),
-        "seed": run.config.get("seed"),
+        "augment": _augment(run),
+        "seed": run.recorded("seed") if run.recorded("seed") is not None else run.config.get("seed"),
         "batch_size": run.config.get("batch_size"),
         "lr": run.config.get("lr"),
         "optimizer": run.config.get("optimizer"),
         "world_size": run.recorded("world_size") or 1,
-        "device": run.summary.get("device") or run.args.get("device"),
+        "device": run.recorded("device"),
         "test_mode": run.summary.get("test_mode"),
         "test_accuracy": accuracies[-1] if accuracies else run.summary.get("test_accuracy"),
         "best_test_accuracy": max(accuracies) if accuracies else run.summary.get("best_test_accuracy"),
@@ -119,7 +131,7 @@ def format_report(info: dict[str, Any]) -> str:
         f"input:         {p['channels']}x{p['image_size']}x{p['image_size']}, mean "
         f"{[round(m, 4) for m in p['mean']]}, std {[round(s, 4) for s in p['std']]}",
         f"training:      {info['optimizer']}, lr {info['lr']}, batch {info['batch_size']}, seed {info['seed']}, "
-        f"augmentation {'on' if info['augment'] else 'off'}, precision {info['precision']}, "
+        f"augmentation {info['augment']}, precision {info['precision']}, "
         f"{info['world_size']} process(es)",
     ]
     if info["test_accuracy"] is not None:

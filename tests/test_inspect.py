@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
+import torch
 from run_fixtures import cli, killed_run, resumed_run, trained_run
 
 from MyModules.checkpoint import load_checkpoint
 from MyModules.data import CIFAR10_CLASSES, load_dataset
+from MyModules.inspect_run import describe_run
 
 
 def inspect_json(run) -> dict:
@@ -30,8 +33,8 @@ def test_finished_run_json_says_what_the_run_is_and_how_it_did():
     assert info["state"] == "finished" and info["epochs_done"] == info["epochs_planned"] == 2
     assert (info["model"], info["model_class"], info["dataset"]) == ("net", "Net", "synthetic")
     assert info["classes"] == list(CIFAR10_CLASSES)
-    assert (info["seed"], info["augment"], info["batch_size"]) == (0, True, 32)
-    assert info["precision"].startswith("float32")  # trained with --no-amp
+    assert (info["seed"], info["augment"], info["batch_size"]) == (0, "crop-flip", 32)
+    assert info["precision"] == summary["precision"] == "fp32"  # trained with --no-amp
     assert info["test_accuracy"] == pytest.approx(float(rows[-1]["test_accuracy"]), abs=1e-4)
     assert info["best_test_accuracy"] == pytest.approx(max(float(r["test_accuracy"]) for r in rows), abs=1e-4)
     assert info["per_class_accuracy"] == summary["per_class_accuracy"]
@@ -56,16 +59,37 @@ def test_killed_run_shows_the_last_complete_epoch_and_evaluates_its_checkpoint()
     info = inspect_json(run)
     assert info["state"] == "interrupted" and info["epochs_done"] == 1 and info["epochs_planned"] == 2
     assert info["model"] == "widenet" and len(info["history"]) == 1
-    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 1
-    # Per-class accuracy computed now from the checkpoint: weighted by class sizes it must give the
-    # overall test accuracy that fit measured with the same weights after epoch 1 (metrics.csv).
-    assert info["per_class_source"].startswith("computed now from the checkpoint (epoch 1)")
-    labels = load_dataset("synthetic", None).test.labels
-    counts = labels.bincount(minlength=10).tolist()
-    overall = sum(acc * n for acc, n in zip(info["per_class_accuracy"].values(), counts)) / sum(counts)
-    assert overall == pytest.approx(float(metrics(run)[0]["test_accuracy"]), abs=1e-3)
+    assert load_checkpoint(run)["epoch"] == 1
+    assert (info["augment"], info["precision"]) == ("crop-flip", "fp32")  # resolved from config, --no-amp
+    # Per-class accuracy from the checkpoint's last evaluation: weighted by class sizes it must give
+    # the overall test accuracy that fit measured after epoch 1 (metrics.csv).
+    assert info["per_class_source"] == "the checkpoint's last evaluation (epoch 1)"
+    assert weighted_accuracy(info["per_class_accuracy"]) == pytest.approx(float(metrics(run)[0]["test_accuracy"]),
+                                                                          abs=1e-3)
     text = cli("inspect", run).stdout
     assert "interrupted after epoch 1 of 2" in text and "--resume" in text
+
+
+def weighted_accuracy(per_class: dict[str, float]) -> float:
+    counts = load_dataset("synthetic", None).test.labels.bincount(minlength=10).tolist()
+    return sum(acc * n for acc, n in zip(per_class.values(), counts)) / sum(counts)
+
+
+def test_checkpoint_without_an_evaluation_is_evaluated_on_the_test_set(tmp_path):
+    """An older checkpoint (one file, no confusion matrix): the per-class accuracy is computed now,
+    from its weights on the test set, and agrees with what fit measured after that epoch."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("run.json", "config.json", "metrics.csv"):
+        shutil.copy(killed_run() / name, old / name)
+    state = load_checkpoint(killed_run())
+    del state["confusion"], state["format"]
+    torch.save(state, old / "checkpoint.pt")
+    info = describe_run(old)
+    assert info["per_class_source"] == "computed now from the checkpoint (epoch 1) on the test set"
+    assert weighted_accuracy(info["per_class_accuracy"]) == pytest.approx(float(metrics(old)[0]["test_accuracy"]),
+                                                                          abs=1e-3)
+    assert describe_run(old, evaluate=False)["per_class_accuracy"] is None
 
 
 def test_resumed_run_is_finished_with_every_epoch():
@@ -85,6 +109,7 @@ def test_not_a_run_folder_is_one_line_and_exit_code_2(tmp_path):
         assert "Traceback" not in result.stderr
     torn = tmp_path / "torn"
     torn.mkdir()
-    (torn / "checkpoint.pt").write_bytes((trained_run("synthetic") / "checkpoint.pt").read_bytes()[:1000])
+    whole = max(trained_run("synthetic").glob("checkpoint-*.pt"), key=lambda p: p.stat().st_mtime_ns)
+    (torn / whole.name).write_bytes(whole.read_bytes()[:1000])  # cut off, as by a full disk
     result = cli("inspect", torn)
     assert result.returncode == 2 and "damaged" in result.stderr and "Traceback" not in result.stderr
