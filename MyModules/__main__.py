@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -168,13 +169,19 @@ def _check_data_root(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from . import env
+    from . import distributed, env
     from .data import load_dataset
     from .loader import make_loaders
     from .models import build_model
     from .train import TrainConfig, seed_everything
 
     course = env.setup(device=None, course_path=args.course_dir, verbose=False)
+    context = distributed.init_from_env(args.device)  # started by torchrun: join its group; else None
+    if context is not None:
+        args.device = str(context.device)  # this process's GPU (cuda:LOCAL_RANK) or the CPU
+        if context.rank != 0:  # rank 0 prints and writes for all
+            sys.stdout = open(os.devnull, "w")  # for the rest of this process
+            args.progress = args.tensorboard = args.plots = False
     run_dir = _resume_args(args, course.runs_dir) if args.resume else None
     _check_data_root(args)
     device = env.pick_device(args.device)
@@ -188,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
                                              augment=config.augment, seed=config.seed, num_workers=args.workers)
     seed_everything(config.seed)  # same initial weights for the same --seed
     model = build_model(args.model, dataset.num_classes)
-    run_dir = run_dir or _new_run(args, course.runs_dir)
+    run_dir = run_dir or distributed.from_main(lambda: _new_run(args, course.runs_dir))  # one folder for all
     print(f"run folder: {run_dir}")
     return _fit_and_report(args, model, dataset, train_loader, test_loader, config, device, run_dir)
 
