@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -168,13 +169,19 @@ def _check_data_root(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from . import env
+    from . import distributed, env
     from .data import load_dataset
     from .loader import make_loaders
     from .models import build_model
     from .train import TrainConfig, seed_everything
 
     course = env.setup(device=None, course_path=args.course_dir, verbose=False)
+    context = distributed.init_from_env(args.device)  # started by torchrun: join its group; else None
+    if context is not None:
+        args.device = str(context.device)  # this process's GPU (cuda:LOCAL_RANK) or the CPU
+        if context.rank != 0:  # rank 0 prints and writes for all
+            sys.stdout = open(os.devnull, "w")  # for the rest of this process
+            args.progress = args.tensorboard = args.plots = False
     run_dir = _resume_args(args, course.runs_dir) if args.resume else None
     _check_data_root(args)
     device = env.pick_device(args.device)
@@ -188,7 +195,7 @@ def run_train(args: argparse.Namespace) -> int:
                                              augment=config.augment, seed=config.seed, num_workers=args.workers)
     seed_everything(config.seed)  # same initial weights for the same --seed
     model = build_model(args.model, dataset.num_classes)
-    run_dir = run_dir or _new_run(args, course.runs_dir)
+    run_dir = run_dir or distributed.from_main(lambda: _new_run(args, course.runs_dir))  # one folder for all
     print(f"run folder: {run_dir}")
     return _fit_and_report(args, model, dataset, train_loader, test_loader, config, device, run_dir)
 
@@ -287,9 +294,102 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _course_error_to_usage(error: Exception) -> UsageError:
+    from .errors import one_line
+
+    return UsageError(one_line(error))
+
+
+def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts) instead of the report")
+    p.add_argument("--no-eval", dest="evaluate", action="store_false",
+                   help="for a run that has not finished: do not compute per-class accuracy on the test set")
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .errors import CourseError
+    from .inspect_run import describe_run, format_report
+
+    try:
+        info = describe_run(args.run, evaluate=args.evaluate)
+    except CourseError as e:
+        raise _course_error_to_usage(e) from e
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_report(info))
+    return 0
+
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
+    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
+    p.add_argument("--top", type=_positive_int, default=1, help="print the K most likely classes (default 1)")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """One line per image on stdout (path, class, probability); unreadable files: one line each on stderr."""
+    import time
+
+    from .errors import CourseError
+    from .inference import format_prediction, load_model, predict
+
+    try:
+        loaded = load_model(args.run)
+    except CourseError as e:
+        raise _course_error_to_usage(e) from e
+    done = failed = 0
+    start = time.perf_counter()
+    for p in predict(loaded, args.paths, top=args.top, batch_size=args.batch_size):
+        if p.error is not None:
+            failed += 1
+            print(f"error: {p.path}: {p.error}", file=sys.stderr)
+        else:
+            done += 1
+            print(format_prediction(p), flush=False)
+    seconds = time.perf_counter() - start
+    print(f"{done} images predicted in {seconds:.2f} s ({done / seconds if seconds > 0 else 0:.0f} images/s)"
+          + (f", {failed} could not be read" if failed else ""), file=sys.stderr)
+    if done == 0 and failed == 0:
+        raise UsageError(f"no image files found in {', '.join(map(str, args.paths))}")
+    return 1 if failed else 0
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    from .export import FORMATS
+
+    p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
+    p.add_argument("--format", choices=FORMATS, default="onnx",
+                   help="onnx (RUN/model.onnx, default) or torchscript (RUN/model.torchscript.pt)")
+    p.add_argument("--output", type=Path, default=None, help="file to write (default: in the run folder)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="do not compare the exported file with PyTorch on test images")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .errors import CourseError
+    from .export import export_run
+
+    try:
+        path, check = export_run(args.run, args.format, args.output, check=args.check)
+    except CourseError as e:
+        raise _course_error_to_usage(e) from e
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {args.format})")
+    if check is not None:
+        per_batch = ", ".join(f"batch {n}: {d:.2e}" for n, d in check.max_abs_diff.items())
+        print(f"largest |logit difference| vs PyTorch on {check.images}: {check.largest:.2e} ({per_batch}); "
+              f"predictions {'identical' if check.same_predictions else 'DIFFER'}")
+        if check.largest > 1e-4 or not check.same_predictions:
+            print(f"error: {path} does not match the PyTorch model closely enough", file=sys.stderr)
+            return 1
+    return 0
+
+
 COMMANDS = {
     "train": ("train a model (the main job)", add_train_arguments, run_train),
     "tune": ("search hyperparameters with Optuna: start one worker of a study", add_tune_arguments, run_tune),
+    "inspect": ("describe a run: model, data, epochs, accuracies, model summary", add_inspect_arguments, run_inspect),
+    "predict": ("label image files or folders with a run's model", add_predict_arguments, run_predict),
+    "export": ("write a run's model as ONNX (or TorchScript) and check it", add_export_arguments, run_export),
 }
 
 

@@ -17,7 +17,6 @@ digits). Measured on real digits: see benchmarks/RESULTS.md (``bench_augment.py`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -110,6 +109,7 @@ class DeviceLoader:
         self.shuffle, self.drop_last, self.seed, self.epoch = shuffle, drop_last, seed, 0
         self._epoch_was_set = False
         self.channels_last, self.dtype = channels_last, dtype
+        self.shard = (0, 1)  # (rank, world_size): this process keeps rows rank::world_size of each batch
         self.set_augment(augment)
 
     def set_augment(self, augment: str | bool) -> None:
@@ -133,9 +133,22 @@ class DeviceLoader:
         self.epoch = epoch
         self._epoch_was_set = True
 
+    def set_shard(self, rank: int, world_size: int) -> None:
+        """Yield only rows ``rank::world_size`` of every batch (one process of several; distributed.py).
+
+        Order and augmentation are drawn for the whole batch, as with one process, so the processes
+        together see exactly the batches a single process would.
+        """
+        if self.batch_size < world_size:
+            raise ConfigError(f"batch size {self.batch_size} is smaller than the {world_size} processes; "
+                              f"use --batch-size {world_size} or more (it is the batch of all processes together)")
+        self.shard = (rank, world_size)
+
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        full, rest = divmod(n, self.batch_size)
+        # A last batch with fewer images than processes would leave some of them none: drop it.
+        return full if self.drop_last or rest < self.shard[1] else full + 1
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if not self._epoch_was_set and self.shuffle:
@@ -146,10 +159,11 @@ class DeviceLoader:
         n = len(self.labels)
         order = (torch.randperm(n, device=self.device, generator=generator) if self.shuffle
                  else torch.arange(n, device=self.device))
+        rank, world = self.shard
         for i in range(len(self)):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             if self.windows is None:
-                images = self.images[index]  # (B, C, H, W)
+                images = self.images[index[rank::world]]  # (B, C, H, W); B / world_size of them when sharded
             else:
                 source = index
                 if self.flip:
@@ -157,11 +171,12 @@ class DeviceLoader:
                     source = index + n * mirrored
                 offsets = torch.randint(0, 2 * self.padding + 1, (len(index), 2), device=self.device,
                                         generator=generator)
+                source, offsets = source[rank::world], offsets[rank::world]
                 images = self.windows[source, :, offsets[:, 0], offsets[:, 1]]  # (B, C, H, W)
             images = normalize(images, self.mean, self.std, self.dtype)
             if self.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, self.labels[index]
+            yield images, self.labels[index[rank::world]]
 
 
 class TransformDataset(TorchDataset):

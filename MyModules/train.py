@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import env, run_folder
+from . import distributed, env, run_folder
 from .checkpoint import (
     LEGACY_NAME,
     capture_rng,
@@ -346,9 +346,11 @@ def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
+    distributed.shard_loader(train_loader)  # several processes (torchrun): each takes its share of a batch
     steps_per_epoch = _steps(train_loader, config.max_steps_per_epoch)
+    shared = distributed.wrap_model(model, device)  # DistributedDataParallel under torchrun, else model
     return Training(
-        model=model, train_model=torch.compile(model) if config.compile else model, optimizer=optimizer,
+        model=model, train_model=torch.compile(shared) if config.compile else shared, optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, config.epochs * steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
         criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), amp_dtype=amp_dtype,
@@ -412,6 +414,7 @@ def run_epoch(t: Training, epoch: int, train_loader, test_loader, num_classes: i
                             scheduler=t.scheduler, scaler=t.scaler, amp_dtype=t.amp_dtype,
                             max_steps=t.config.max_steps_per_epoch, log_every=t.config.log_every,
                             progress=progress, on_log=on_log)
+    train = distributed.reduce_train_metrics(train)  # all processes' images (unchanged for one process)
     result = evaluate(t.train_model, t.device, test_loader, num_classes=num_classes, amp_dtype=t.amp_dtype)
     row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
            "test_loss": result["loss"], "test_accuracy": result["accuracy"],
@@ -438,13 +441,15 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     device = torch.device(device)
     config = apply_test_mode(config)
     callbacks = list(callbacks)
-    run_dir = run_folder.prepare(run_dir) if run_dir is not None else None
+    run_dir = run_folder.prepare(run_dir) if run_dir is not None and distributed.is_main() else run_dir
+    run_dir = Path(run_dir) if run_dir is not None else None
+    writes = run_dir is not None and distributed.is_main()  # under torchrun only rank 0 writes
     seed_everything(config.seed)
     t = prepare_training(model, train_loader, config, device)
     run = resume_state(t, run_dir, info) if resume else RunState()
     if progress:
         print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
-    if run_dir is not None:
+    if writes:
         run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
         run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
     num_classes = len(classes) if classes is not None else None
@@ -454,11 +459,11 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
         row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
         run.epoch, run.confusion = epoch, result.get("confusion")
         run.history.append(row)
-        if run_dir is not None:
+        if writes:
             save_state(t, run, run_dir, info)
         for cb in callbacks:
             cb.on_epoch_end(epoch, row, model)
-    return _finish(t, run, run_dir, classes, info, callbacks, progress)
+    return _finish(t, run, run_dir if writes else None, classes, info, callbacks, progress)
 
 
 def _finish(t: Training, run: RunState, run_dir: Path | None, classes, info, callbacks, progress) -> FitResult:
@@ -490,6 +495,7 @@ def _summary(t: Training, run: RunState, classes, info) -> dict[str, Any]:
         "precision": precision_name(t.amp_dtype),
         "augment": t.augment,
         "seed": t.config.seed,
+        "world_size": distributed.world_size(),  # processes that trained together (torchrun)
         "test_mode": env.test_mode(),
         "config": dataclasses.asdict(t.config),
     }
