@@ -86,8 +86,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum, constant (default 0.9)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
     p.add_argument("--augment", choices=("auto", *AUGMENTS), default="auto",
-                   help="training augmentation: auto (crop-flip for CIFAR, crop for digits and image folders), "
-                        "none, crop (shift up to 4 px), crop-flip (shift + mirror)")
+                   help="training augmentation: auto (crop-flip for CIFAR, none for MNIST and image folders, "
+                        "crop for FashionMNIST), none, crop (shift up to 4 px), crop-flip (shift + mirror)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=_positive_int, default=None, help="stop each epoch after this many steps")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")

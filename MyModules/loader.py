@@ -9,10 +9,11 @@ KellerJordan/cifar10-airbench. Its augmentation has the same distribution as
 
 Both paths yield ``(images, labels)`` already on the device: float ``(B, C, H, W)`` and int64 ``(B,)``.
 
-Augmentation fits the data (:func:`resolve_augment`): ``"crop-flip"`` for natural photos (CIFAR),
-``"crop"`` for digits and characters (a mirrored 2 or 7 is another shape), and ``"crop"`` for image
-folders whose content is unknown (a shift never changes what an image shows; a mirror can: text, arrows,
-digits). Measured on real digits: see benchmarks/RESULTS.md (``bench_augment.py``).
+Augmentation fits the data (:func:`resolve_augment`): ``"crop-flip"`` for natural photos (CIFAR), and
+``"none"`` for digits (MNIST) and for image folders whose content is unknown. Measured on real
+handwritten digits (benchmarks/RESULTS.md, ``bench_augment.py``, 10 epochs, 3 seeds): none 94.7 %,
+crop 92.9 %, crop-flip 79.5 % (a mirrored 2 or 7 is another shape; a 4-pixel shift is an eighth of a
+small digit). FashionMNIST gets ``"crop"`` (clothes survive a shift; not measured here).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ AUGMENTS = {
 }
 #: What ``"auto"`` picks per dataset (see the module docstring); anything else gets ``AUTO_FALLBACK``.
 AUTO_AUGMENT = {"cifar10": "crop-flip", "cifar100": "crop-flip", "synthetic": "crop-flip",
-                "mnist": "crop", "fashionmnist": "crop", "imagefolder": "crop"}
-AUTO_FALLBACK = "crop"
+                "mnist": "none", "fashionmnist": "crop", "imagefolder": "none"}
+AUTO_FALLBACK = "none"  # unknown content: change nothing the images show
 
 
 def resolve_augment(augment: str | bool, dataset_name: str | None = None) -> str:
