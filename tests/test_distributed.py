@@ -20,7 +20,7 @@ from MyModules.errors import ConfigError
 from MyModules.loader import DeviceLoader
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ["train", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "64", "--max-steps", "10",
+TRAIN = ["train", "--dataset", "synthetic", "--epochs", "3", "--batch-size", "64", "--max-steps", "10", "--lr", "0.05",
          "--device", "cpu", "--no-progress", "--no-plots", "--no-tensorboard"]
 
 
