@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,8 @@ MUTATIONS: list[Mutation] = [
     m("tb: resume purges from the wrong epoch", TB,
       "epoch_end_step(self.log_dir, start_epoch - 1)", "epoch_end_step(self.log_dir, start_epoch)",
       "tests/test_tb_logging.py::test_resumed_run_continues_at_the_right_step_without_duplicates"),
+    m("tb: a purging run's file may be read before the old one", TB,
+      "        wait_to_sort_last(self.log_dir)\n", "", "tests/test_tb_order.py"),
     m("hooks: keeps a reference, not a copy", HOOKS,
       '.detach().to("cpu", torch.float32, copy=True)', '.detach().to("cpu", torch.float32)',
       "tests/test_hooks.py"),
@@ -262,7 +265,12 @@ def run_tests(copy: Path, tests: list[str], timeout: int) -> tuple[int, float, s
         return code, time.perf_counter() - start, out[-2000:]
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # so the temporary copy is removed when the run is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", action="append", default=[], help="only mutations whose name contains this")
     parser.add_argument("--root", type=Path, default=ROOT, help="checkout to mutate (default: this one)")
