@@ -87,37 +87,35 @@ def test_device_loader_training_batches_are_randomcrop_and_flip_of_their_own_ima
     n = 9000
     images = readable_images(n)
     loader = DeviceLoader(data.ImageSet(images, torch.arange(n)), 500, *PIXELS, shuffle=True,
-                          augment=True, seed=11)
+                          augment="crop-flip", seed=11)
     loader.set_epoch(1)
     crops = read_crops(loader, images)
     assert len(crops) == n  # every image once per epoch
     assert_randomcrop_distribution(crops)
 
 
-def test_device_loader_without_flip_crops_but_never_mirrors():
+def test_device_loader_crop_without_flip_never_mirrors():
     n = 4000
     images = readable_images(n)
     loader = DeviceLoader(data.ImageSet(images, torch.arange(n)), 1000, *PIXELS, shuffle=True,
-                          augment=True, flip=False, seed=2)
+                          augment="crop", seed=2)
     assert_randomcrop_distribution(read_crops(loader, images), flip=False)
 
 
-def test_device_loader_with_other_padding_uses_its_range():
-    n = 6000
+def test_device_loader_without_augmentation_yields_the_images_themselves():
+    n = 600
     images = readable_images(n)
-    loader = DeviceLoader(data.ImageSet(images, torch.arange(n)), 600, *PIXELS, shuffle=True,
-                          augment=True, padding=2, seed=5)
-    crops = read_crops(loader, images, padding=2)
-    dy, dx, _ = crops.unbind(1)
-    assert set(dy.tolist()) == set(dx.tolist()) == set(range(5))
-    assert chi2_uniform(dy, 5) < 18.47 and chi2_uniform(dx, 5) < 18.47  # chi2.ppf(0.999, 4)
+    loader = DeviceLoader(data.ImageSet(images, torch.arange(n)), 250, *PIXELS, shuffle=True,
+                          augment="none", seed=5)
+    crops = read_crops(loader, images)
+    assert len(crops) == n and (crops[:, :2] == PADDING).all() and not crops[:, 2].any()
 
 
 def test_each_epoch_draws_new_crops_and_the_same_epoch_repeats_them():
     n = 500
     images = readable_images(n)
     loader = DeviceLoader(data.ImageSet(images, torch.arange(n)), 100, *PIXELS, shuffle=True,
-                          augment=True, seed=1)
+                          augment="crop-flip", seed=1)
 
     def by_image(epoch):
         loader.set_epoch(epoch)
@@ -135,7 +133,8 @@ def test_make_loaders_train_is_augmented_and_test_is_the_plain_images_in_order()
     train = data.ImageSet(readable_images(n_train), torch.arange(n_train))
     test = data.ImageSet(readable_images(n_test).flip(2), torch.arange(n_test))  # rows reversed: not a crop
     dataset = data.Dataset("readable", train, test, list(data.CIFAR10_CLASSES), *PIXELS)
-    train_loader, test_loader = make_loaders(dataset, 250, "cpu", test_batch_size=300)
+    train_loader, test_loader = make_loaders(dataset, 250, "cpu", augment="crop-flip",
+                                             test_batch_size=300)
     assert_randomcrop_distribution(read_crops(train_loader, train.images))
     batches = list(test_loader)
     assert [len(y) for _, y in batches] == [300, 300, 100]
@@ -143,16 +142,16 @@ def test_make_loaders_train_is_augmented_and_test_is_the_plain_images_in_order()
     assert torch.equal(torch.cat([x for x, _ in batches]).round().to(torch.uint8), test.images)
 
 
-@pytest.mark.parametrize("augment", [True, False])
+@pytest.mark.parametrize("augment", ["crop-flip", "none"])
 def test_standard_dataloader_path_has_the_same_augmentation(augment):
-    n = 2000 if augment else 300  # one image at a time through torchvision: keep it small
+    n = 2000 if augment != "none" else 300  # one image at a time through torchvision: keep it small
     train = data.ImageSet(readable_images(n), torch.arange(n))
     dataset = data.Dataset("readable", train, train, list(data.CIFAR10_CLASSES), *PIXELS)
     train_loader, _ = make_loaders(dataset, 100, "cpu", fast=False, augment=augment, num_workers=0)
     torch.manual_seed(3)  # the torchvision transforms draw from the global generator
     crops = read_crops(train_loader, train.images)
     assert len(crops) == n
-    if augment:
+    if augment != "none":
         assert_randomcrop_distribution(crops)
     else:
         assert (crops[:, :2] == PADDING).all() and not crops[:, 2].any()  # offset p: the image itself
