@@ -55,6 +55,7 @@ def m(name: str, path: str, old: str, new: str, *tests: str) -> Mutation:
 LOADER, TRAIN, METRICS = "MyModules/loader.py", "MyModules/train.py", "MyModules/metrics.py"
 TB, HOOKS, QUANT, MODELS = "MyModules/tb_logging.py", "MyModules/hooks.py", "MyModules/quant.py", "MyModules/models.py"
 CKPT, PLOTS, NBTOOL, DATA = "MyModules/checkpoint.py", "MyModules/plots.py", "tools/notebooks.py", "MyModules/data.py"
+ATOMIC, RUNFOLDER, FORMATS = "MyModules/atomic.py", "MyModules/run_folder.py", "MyModules/formats.py"
 T_PATH = "tests/test_loader_path.py"
 T_PATH_MAIN = T_PATH + "::test_device_loader_training_batches_are_randomcrop_and_flip_of_their_own_images"
 T_EVAL = "tests/test_evaluate.py"
@@ -85,7 +86,7 @@ MUTATIONS: list[Mutation] = [
       "test = DeviceLoader(dataset.test, test_batch_size, dataset.mean, dataset.std, device=device, shuffle=True,",
       T_PATH + "::test_make_loaders_train_is_augmented_and_test_is_the_plain_images_in_order"),
     m("loader: standard path crops without padding", LOADER,
-      "v2.RandomCrop(32, padding=padding)", "v2.RandomCrop(32)",
+      "v2.RandomCrop(list(size), padding=padding)", "v2.RandomCrop(list(size))",
       T_PATH + "::test_standard_dataloader_path_has_the_same_augmentation"),
     m("loader: normalisation shift ignores std", LOADER,
       "[-m / s for m, s in zip(mean, std)]", "[-m for m, s in zip(mean, std)]",
@@ -118,7 +119,7 @@ MUTATIONS: list[Mutation] = [
     m("train: test-mode step cap rounds down", TRAIN,
       "-(-limits.images // config.batch_size)", "limits.images // config.batch_size", T_STEP),
     m("fit: resume repeats the checkpointed epoch", TRAIN,
-      'start_epoch = state["epoch"] + 1', 'start_epoch = state["epoch"]',
+      "for epoch in range(run.epoch + 1, config.epochs + 1):", "for epoch in range(run.epoch, config.epochs + 1):",
       "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
     m("fit: resume forgets the optimiser state", TRAIN,
       'optimizer.load_state_dict(state["optimizer"])', "pass",
@@ -138,8 +139,36 @@ MUTATIONS: list[Mutation] = [
       "tests/test_plots.py::test_confusion_csvs_match_an_independent_count"),
     # --- checkpoint ----------------------------------------------------------------------------------------
     m("checkpoint: loaded without weights_only", CKPT,
-      "weights_only=True)", "weights_only=False)",
+      "torch.load(path, map_location=map_location, weights_only=True)",
+      "torch.load(path, map_location=map_location, weights_only=False)",
       "tests/test_train.py::test_checkpoint_is_atomic_and_weights_only"),
+    m("checkpoint: every epoch in the same slot", CKPT,
+      'target = run_dir / SLOTS[int(state["epoch"]) % 2]', "target = run_dir / SLOTS[0]",
+      "tests/test_formats.py::test_checkpoints_alternate_slots_and_rewrite_them_in_place",
+      "tests/test_formats.py::test_a_torn_newest_slot_falls_back_to_the_previous_epoch"),
+    m("checkpoint: resume takes the older slot", CKPT,
+      "return max(good, key=lambda g: g[0])[2]", "return min(good, key=lambda g: g[0])[2]",
+      "tests/test_formats.py::test_checkpoints_alternate_slots_and_rewrite_them_in_place",
+      "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
+    m("atomic: a failed write leaves its temp file", ATOMIC,
+      "with contextlib.suppress(FileNotFoundError):\n            tmp.unlink()\n\n",
+      "with contextlib.suppress(FileNotFoundError):\n            pass\n\n",
+      "tests/test_train.py::test_checkpoint_is_atomic_and_weights_only"),
+    m("atomic: a live writer's temp file removed", ATOMIC,
+      "and _pid_alive(int(pid_text))", "and False",
+      "tests/test_defaults.py::test_a_live_writers_temp_file_is_left_alone"),
+    m("run folder: metrics.csv not rebuilt on resume", TRAIN,
+      "        run_folder.write_metrics(run_dir, run.history)  # rebuilt", "        pass  # rebuilt",
+      "tests/test_defaults.py::test_a_kill_between_checkpoint_and_csv_loses_no_metrics_row"),
+    m("run folder: resume picks the oldest run", RUNFOLDER,
+      "return max(runs, key=_newest_mtime)", "return min(runs, key=_newest_mtime)",
+      "tests/test_cli.py::test_resume_without_out_continues_the_latest_run", "tests/test_inspect.py"),
+    m("formats: CIFAR rows read as height-width-channel", FORMATS,
+      "return data.reshape(-1, 3, 32, 32), labels",
+      "return data.reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2), labels",
+      "tests/test_data.py::test_cifar10_roundtrip_through_real_format"),
+    m("formats: IDX header length off by one field", FORMATS,
+      "offset=4 + 4 * ndim", "offset=4 * ndim", "tests/test_data.py::test_mnist_idx_roundtrip"),
     m("checkpoint: numpy RNG position not saved", CKPT,
       '"pos": int(np_state[2])', '"pos": 0', "tests/test_train.py::test_rng_roundtrip"),
     # --- TensorBoard logging and hooks ---------------------------------------------------------------------
