@@ -162,7 +162,7 @@ MUTATIONS: list[Mutation] = [
       "tests/test_defaults.py::test_a_kill_between_checkpoint_and_csv_loses_no_metrics_row"),
     m("run folder: resume picks the oldest run", RUNFOLDER,
       "return max(runs, key=_newest_mtime)", "return min(runs, key=_newest_mtime)",
-      "tests/test_cli.py::test_resume_without_out_continues_the_latest_run", "tests/test_inspect.py"),
+      "tests/test_run_folder_latest.py"),
     m("formats: CIFAR rows read as height-width-channel", FORMATS,
       "return data.reshape(-1, 3, 32, 32), labels",
       "return data.reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2), labels",
