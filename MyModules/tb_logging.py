@@ -27,6 +27,7 @@ shifted every name after the first BatchNorm, whose buffers are not parameters).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,7 @@ class TensorBoardLogger(Callback):
         elif has_events(self.log_dir):  # a fresh run in a used folder replaces the old curves
             purge_step = 0
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        wait_to_sort_last(self.log_dir)
         self.writer = SummaryWriter(str(self.log_dir), purge_step=purge_step, flush_secs=self.flush_secs)
         if start_epoch == 1:
             self._layout()
@@ -191,6 +193,20 @@ class TensorBoardLogger(Callback):
 # ----------------------------------------------------------------------------------------------
 # Reading logs back (TensorBoard's own reader, which applies purge_step as the UI does)
 # ----------------------------------------------------------------------------------------------
+
+def wait_to_sort_last(log_dir: str | Path) -> None:
+    """Wait (under a second) until an event file created now sorts after every one in ``log_dir``.
+
+    TensorBoard reads a folder's event files in name order. A name holds its creation time in whole
+    seconds, then the process id and a per-process counter as a decimal string, so of two files made
+    in the same second by one process, counter 10 sorts before counter 9: a resumed run's file could
+    be read before the killed run's, and its purge would apply before the points it must drop.
+    """
+    stamps = [int(part) for p in Path(log_dir).glob("events.out.tfevents.*")
+              if (part := p.name.split(".")[3]).isdigit()]
+    while stamps and time.time() < max(stamps) + 1:
+        time.sleep(0.02)
+
 
 def has_events(log_dir: str | Path) -> bool:
     return Path(log_dir).is_dir() and any(Path(log_dir).glob("events.out.tfevents.*"))

@@ -193,7 +193,8 @@ def test_record_activations_copies_outputs_before_inplace_relu():
     model = WideNet(width=4).eval()
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad(), record_activations(model, ["features.0.1", "features.0.3"]) as acts:
-        model(x)
+        model(x)  # the only forward pass while the hooks are on (another call would overwrite acts)
+    with torch.no_grad():
         conv, bn = model.features[0][0], model.features[0][1]
         expected_bn = bn(conv(x))  # BatchNorm output before the in-place ReLU
     assert torch.allclose(acts["features.0.1"], expected_bn, atol=1e-6)

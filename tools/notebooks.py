@@ -209,10 +209,13 @@ def student_notebooks() -> list[Path]:
     return sorted(p for p in ROOT.glob("Exercise*/*.ipynb"))
 
 
-def badge_table() -> str:
+def badge_table(notebooks: dict[Path, dict] | None = None) -> str:
+    """The README's table of student notebooks (``notebooks``: path -> content; default: those on disk)."""
+    if notebooks is None:
+        notebooks = {path: load(path) for path in student_notebooks()}
     rows = ["| ノートブック | 内容 | Colab |", "| --- | --- | --- |"]
-    for path in student_notebooks():
-        nb = load(path)
+    for path in sorted(notebooks):
+        nb = notebooks[path]
         title = next((source(c).splitlines()[0].lstrip("# ").strip() for c in nb["cells"]
                       if c["cell_type"] == "markdown" and source(c).strip()), path.stem)
         rel = path.relative_to(ROOT).as_posix()
@@ -222,13 +225,13 @@ def badge_table() -> str:
     return "\n".join(rows)
 
 
-def update_readme(text: str) -> str:
+def update_readme(text: str, notebooks: dict[Path, dict] | None = None) -> str:
     start, end = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
     if start not in text:
         return text
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{badge_table()}\n{end}{tail}"
+    return f"{head}{start}\n{badge_table(notebooks)}\n{end}{tail}"
 
 
 def build(check: bool) -> int:
@@ -241,7 +244,10 @@ def build(check: bool) -> int:
         expected[template_path(sol)] = dump(clean(make_template(json.loads(expected[sol]))))
     readme = ROOT / "README.md"
     if readme.exists():
-        expected[readme] = update_readme(readme.read_text(encoding="utf-8"))
+        # List the templates this build writes too (a new solution's template is not on disk yet).
+        students = {p: load(p) for p in student_notebooks()}
+        students.update({p: json.loads(text) for p, text in expected.items() if p.parent.parent == ROOT})
+        expected[readme] = update_readme(readme.read_text(encoding="utf-8"), students)
     stale = [p for p, text in expected.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     for path in stale:
         rel = path.relative_to(ROOT)

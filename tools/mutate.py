@@ -1,0 +1,368 @@
+"""Mutation check: plant realistic bugs in a copy of the repository and see whether the tests notice.
+
+    python tools/mutate.py                      # every mutation; exit 1 if one survives or is stale
+    python tools/mutate.py -k loader -k hooks   # only mutations whose name contains one of these
+    python tools/mutate.py --list               # the table, without running anything
+    python tools/mutate.py --root /tmp/base --not-applicable-ok   # score another checkout
+
+Each row of :data:`MUTATIONS` names a file, an exact snippet of its source, the snippet's buggy
+replacement and the tests that should catch it. The repository (tracked and untracked, not ignored
+files) is copied once to a temporary folder; for each mutation the snippet is replaced there, only
+its tests run (``pytest -x``, test mode, a fresh ``COURSE_DIR``), and the file is put back. The
+working tree is never touched. A mutation is *killed* when its tests fail.
+
+A snippet that is not found exactly once is reported as STALE and makes the run fail, so the table
+cannot rot silently when the code changes: update the snippet with the code. With ``--root`` on
+an older checkout and ``--not-applicable-ok``, missing snippets count as not applicable instead
+(a selection whose test files the older checkout lacks falls back to the module's home tests
+in :data:`HOME_TESTS`; none left = survived).
+
+The table leaves out *equivalent* mutants, changes no test can see because the behaviour is the
+same: e.g. swapping the DeviceLoader's dy and dx draws (both are independent and uniform over the
+same range, so the output distribution is identical), or dropping ``fsync`` (only a power cut shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 300  # per mutation; a hang counts as killed (the suite would not finish either)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str  # what the bug is, in a few words
+    path: str  # file, relative to the repository root
+    old: str  # exact snippet of the current source (must occur once)
+    new: str  # the buggy replacement
+    tests: tuple[str, ...]  # pytest arguments (files or node ids) that should catch it
+
+
+def m(name: str, path: str, old: str, new: str, *tests: str) -> Mutation:
+    return Mutation(name, path, old, new, tests)
+
+
+LOADER, TRAIN, METRICS = "MyModules/loader.py", "MyModules/train.py", "MyModules/metrics.py"
+TB, HOOKS, QUANT, MODELS = "MyModules/tb_logging.py", "MyModules/hooks.py", "MyModules/quant.py", "MyModules/models.py"
+CKPT, PLOTS, NBTOOL, DATA = "MyModules/checkpoint.py", "MyModules/plots.py", "tools/notebooks.py", "MyModules/data.py"
+ATOMIC, RUNFOLDER, FORMATS = "MyModules/atomic.py", "MyModules/run_folder.py", "MyModules/formats.py"
+T_PATH = "tests/test_loader_path.py"
+T_PATH_MAIN = T_PATH + "::test_device_loader_training_batches_are_randomcrop_and_flip_of_their_own_images"
+T_EVAL = "tests/test_evaluate.py"
+T_STEP = "tests/test_train_step.py"
+T_TBV = "tests/test_tb_values.py"
+T_NB = "tests/test_notebook_tool_extra.py"
+
+MUTATIONS: list[Mutation] = [
+    # --- loader: the DeviceLoader's own crop and flip, the test loader, the standard path ----------------
+    m("loader: crop offsets drawn from 0..2p-1", LOADER,
+      "offsets = torch.randint(0, 2 * self.padding + 1, (len(index), 2)",
+      "offsets = torch.randint(0, 2 * self.padding, (len(index), 2)", T_PATH_MAIN),
+    m("loader: one offset used for both axes", LOADER,
+      "self.windows[source, :, offsets[:, 0], offsets[:, 1]]",
+      "self.windows[source, :, offsets[:, 0], offsets[:, 0]]", T_PATH_MAIN),
+    m("loader: windows unfolded x first (crops transposed)", LOADER,
+      "self.windows = padded.unfold(2, h, 1).unfold(3, w, 1)",
+      "self.windows = padded.unfold(3, w, 1).unfold(2, h, 1)", T_PATH_MAIN),
+    m("loader: mirrored copy flips rows", LOADER,
+      "padded = torch.cat([padded, padded.flip(3)])",
+      "padded = torch.cat([padded, padded.flip(2)])", T_PATH_MAIN),
+    m("loader: mirror taken from the next image", LOADER,
+      "source = index + n * mirrored", "source = index + mirrored", T_PATH_MAIN),
+    m("loader: a quarter of the images mirrored", LOADER,
+      "generator=generator) < 0.5", "generator=generator) < 0.25", T_PATH_MAIN),
+    m("loader: test loader shuffled", LOADER,
+      "test = DeviceLoader(dataset.test, test_batch_size, dataset.mean, dataset.std, device=device,",
+      "test = DeviceLoader(dataset.test, test_batch_size, dataset.mean, dataset.std, device=device, shuffle=True,",
+      T_PATH + "::test_make_loaders_train_is_augmented_and_test_is_the_plain_images_in_order"),
+    m("loader: standard path crops without padding", LOADER,
+      "v2.RandomCrop(list(size), padding=padding)", "v2.RandomCrop(list(size))",
+      T_PATH + "::test_standard_dataloader_path_has_the_same_augmentation"),
+    m("loader: normalisation shift ignores std", LOADER,
+      "[-m / s for m, s in zip(mean, std)]", "[-m for m, s in zip(mean, std)]",
+      "tests/test_loader.py::test_normalize_matches_torchvision_normalize"),
+    m("loader: hand-written loop repeats its order", LOADER,
+      "self.epoch += 1  # no set_epoch", "self.epoch += 0  # no set_epoch",
+      "tests/test_loader.py::test_hand_written_loop_without_set_epoch_gets_a_new_order_each_pass"),
+    # --- train: one epoch, evaluation, test-mode caps, resume ----------------------------------------------
+    m("evaluate: confusion matrix of the last batch only", TRAIN,
+      "confusion += confusion_matrix(predictions, labels, num_classes)",
+      "confusion = confusion_matrix(predictions, labels, num_classes)", T_EVAL),
+    m("evaluate: loss of the last batch only", TRAIN,
+      "loss_sum += criterion(outputs.float(), labels) * labels.shape[0]",
+      "loss_sum = criterion(outputs.float(), labels) * labels.shape[0]", T_EVAL),
+    m("evaluate: correct count of the last batch only", TRAIN,
+      "correct += (predictions == labels).sum()", "correct = (predictions == labels).sum()", T_EVAL),
+    m("evaluate: max_steps covers one batch more", TRAIN,
+      "disable=not progress), start=1):", "disable=not progress), start=0):", T_EVAL),
+    m("train: gradients accumulate (no zero_grad)", TRAIN,
+      "optimizer.zero_grad(set_to_none=True)", "pass", T_STEP),
+    m("train: schedule never stepped", TRAIN,
+      "if scheduler is not None:\n            scheduler.step()", "if scheduler is not None:\n            pass",
+      T_STEP),
+    m("train: mean loss not weighted by batch size", TRAIN,
+      "loss_sum += loss.detach().float() * labels.shape[0]", "loss_sum += loss.detach().float() * 10",
+      T_STEP),
+    m("train: SGD loses its weight decay", TRAIN,
+      "nesterov=config.momentum > 0, weight_decay=config.weight_decay", "nesterov=config.momentum > 0",
+      T_STEP),
+    m("train: test-mode step cap rounds down", TRAIN,
+      "-(-limits.images // config.batch_size)", "limits.images // config.batch_size", T_STEP),
+    m("fit: resume repeats the checkpointed epoch", TRAIN,
+      "for epoch in range(run.epoch + 1, config.epochs + 1):", "for epoch in range(run.epoch, config.epochs + 1):",
+      "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
+    m("fit: resume forgets the optimiser state", TRAIN,
+      'optimizer.load_state_dict(state["optimizer"])', "pass",
+      "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
+    m("fit: resume restarts the schedule", TRAIN,
+      'scheduler.load_state_dict(state["scheduler"])', "pass",
+      "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
+    # --- metrics -------------------------------------------------------------------------------------------
+    m("metrics: confusion matrix transposed", METRICS,
+      "(labels.to(torch.int64) * num_classes + predictions.to(torch.int64))",
+      "(predictions.to(torch.int64) * num_classes + labels.to(torch.int64))", T_EVAL),
+    m("metrics: per-class accuracy over predicted counts", METRICS,
+      "confusion.diagonal() / confusion.sum(1)", "confusion.diagonal() / confusion.sum(0)",
+      T_EVAL + "::test_fit_reports_the_evaluation_of_the_whole_test_set"),
+    m("metrics: rows normalised by column sums", METRICS,
+      "confusion / confusion.sum(1, keepdim=True)", "confusion / confusion.sum(0, keepdim=True)",
+      "tests/test_plots.py::test_confusion_csvs_match_an_independent_count"),
+    # --- checkpoint ----------------------------------------------------------------------------------------
+    m("checkpoint: loaded without weights_only", CKPT,
+      "torch.load(path, map_location=map_location, weights_only=True)",
+      "torch.load(path, map_location=map_location, weights_only=False)",
+      "tests/test_train.py::test_checkpoint_is_atomic_and_weights_only"),
+    m("checkpoint: every epoch in the same slot", CKPT,
+      'target = run_dir / SLOTS[int(state["epoch"]) % 2]', "target = run_dir / SLOTS[0]",
+      "tests/test_formats.py::test_checkpoints_alternate_slots_and_rewrite_them_in_place",
+      "tests/test_formats.py::test_a_torn_newest_slot_falls_back_to_the_previous_epoch"),
+    m("checkpoint: resume takes the older slot", CKPT,
+      "return max(good, key=lambda g: g[0])[2]", "return min(good, key=lambda g: g[0])[2]",
+      "tests/test_formats.py::test_checkpoints_alternate_slots_and_rewrite_them_in_place",
+      "tests/test_train.py::test_resume_from_python_gives_the_same_weights"),
+    m("atomic: a failed write leaves its temp file", ATOMIC,
+      "with contextlib.suppress(FileNotFoundError):\n            tmp.unlink()\n\n",
+      "with contextlib.suppress(FileNotFoundError):\n            pass\n\n",
+      "tests/test_train.py::test_checkpoint_is_atomic_and_weights_only"),
+    m("atomic: a live writer's temp file removed", ATOMIC,
+      "and _pid_alive(int(pid_text))", "and False",
+      "tests/test_defaults.py::test_a_live_writers_temp_file_is_left_alone"),
+    m("run folder: metrics.csv not rebuilt on resume", TRAIN,
+      "        run_folder.write_metrics(run_dir, run.history)  # rebuilt", "        pass  # rebuilt",
+      "tests/test_defaults.py::test_a_kill_between_checkpoint_and_csv_loses_no_metrics_row"),
+    m("run folder: resume picks the oldest run", RUNFOLDER,
+      "return max(runs, key=_newest_mtime)", "return min(runs, key=_newest_mtime)",
+      "tests/test_run_folder_latest.py"),
+    m("formats: CIFAR rows read as height-width-channel", FORMATS,
+      "return data.reshape(-1, 3, 32, 32), labels",
+      "return data.reshape(-1, 32, 32, 3).transpose(0, 3, 1, 2), labels",
+      "tests/test_data.py::test_cifar10_roundtrip_through_real_format"),
+    m("formats: IDX header length off by one field", FORMATS,
+      "offset=4 + 4 * ndim", "offset=4 * ndim", "tests/test_data.py::test_mnist_idx_roundtrip"),
+    m("checkpoint: numpy RNG position not saved", CKPT,
+      '"pos": int(np_state[2])', '"pos": 0', "tests/test_train.py::test_rng_roundtrip"),
+    # --- TensorBoard logging and hooks ---------------------------------------------------------------------
+    m("tb: gradient histograms show the weights", TB,
+      'f"gradients/{name}", param.grad.detach()', 'f"gradients/{name}", param.detach()', T_TBV),
+    m("tb: gradient histograms off by default", TB,
+      "gradients: bool = True, hparams", "gradients: bool = False, hparams",
+      T_TBV + "::test_gradient_histograms_are_each_epochs_last_gradients"),
+    m("tb: loss/test logs the training loss", TB,
+      'w.add_scalar("loss/test", metrics["test_loss"], step)',
+      'w.add_scalar("loss/test", metrics["train_loss"], step)', T_TBV),
+    m("tb: resume purges from the wrong epoch", TB,
+      "epoch_end_step(self.log_dir, start_epoch - 1)", "epoch_end_step(self.log_dir, start_epoch)",
+      "tests/test_tb_logging.py::test_resumed_run_continues_at_the_right_step_without_duplicates"),
+    m("tb: a purging run's file may be read before the old one", TB,
+      "        wait_to_sort_last(self.log_dir)\n", "", "tests/test_tb_order.py"),
+    m("hooks: keeps a reference, not a copy", HOOKS,
+      '.detach().to("cpu", torch.float32, copy=True)', '.detach().to("cpu", torch.float32)',
+      "tests/test_hooks.py"),
+    m("hooks: hooks left registered", HOOKS,
+      "for handle in handles:\n            handle.remove()", "for handle in handles:\n            pass",
+      "tests/test_hooks.py"),
+    m("hooks: activations_for leaves the model in eval mode", HOOKS,
+      "model.train(was_training)", "model.train(False)", "tests/test_hooks.py"),
+    # --- quantisation (session 4) --------------------------------------------------------------------------
+    m("quant: int8 rounds halves away from zero", QUANT,
+      "return torch.clamp(torch.round(x), INT8_MIN, INT8_MAX)",
+      "return torch.clamp(torch.trunc(x + 0.5 * torch.sign(x)), INT8_MIN, INT8_MAX)",
+      "tests/test_quant.py::test_int8_forward_every_tie_goes_to_even"),
+    m("quant: sign maps 0 to -1", QUANT,
+      "torch.where(x >= 0, one, -one)", "torch.where(x > 0, one, -one)",
+      "tests/test_quant.py::test_sign_forward_edge_values"),
+    m("quant: STE passes gradients outside the clip range", QUANT,
+      "torch.where(x.abs() <= limit, grad_output, torch.zeros_like(grad_output))", "grad_output",
+      "tests/test_quant.py::test_sign_backward_is_the_straight_through_estimator"),
+    # --- models ----------------------------------------------------------------------------------------------
+    m("models: WideNet without BatchNorm", MODELS,
+      "if batch_norm:\n                layers.append(nn.BatchNorm2d(cout))", "if False:\n                pass",
+      "tests/test_models.py", "tests/test_checks_ex01.py"),
+    m("models: VGG16 missing a conv", MODELS,
+      '"vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256,', '"vgg16": [64, 64, "M", 128, 128, "M", 256, 256,',
+      "tests/test_models_vgg.py"),
+    # --- plots -----------------------------------------------------------------------------------------------
+    m("plots: confident mistakes sorted least confident first", PLOTS,
+      "confidence[wrong].argsort(descending=True, stable=True)", "confidence[wrong].argsort(stable=True)",
+      "tests/test_plots.py::test_most_confident_mistakes_by_brute_force"),
+    m("plots: confused pairs include the diagonal", PLOTS,
+      "off.fill_diagonal_(-1)", "off",
+      "tests/test_plots.py::test_most_confused_pairs_skips_the_diagonal"),
+    # --- tools/notebooks.py ------------------------------------------------------------------------------------
+    m("notebooks: stand-alone notebooks skipped by build", NBTOOL,
+      'if path.parent.name == "solutions" or not (path.parent / "solutions" / path.name).exists():',
+      'if path.parent.name == "solutions":', T_NB),
+    m("notebooks: Jupyter checkpoint copies rewritten", NBTOOL,
+      'if ".ipynb_checkpoints" not in p.parts', "if True", T_NB),
+    m("notebooks: unchecked outputs kept", NBTOOL,
+      "if not is_checked(cell) or not cell.get(\"outputs\"):", "if not cell.get(\"outputs\"):", T_NB),
+    m("notebooks: refresh runs the templates too", NBTOOL,
+      "paths = [p.resolve() for p in args.paths] or [p for p in all_notebooks()\n"
+      "                                                        if not (p.parent / \"solutions\" / p.name).exists()]",
+      "paths = [p.resolve() for p in args.paths] or all_notebooks()",
+      T_NB + "::test_refresh_runs_standalone_notebooks_and_solutions_but_not_templates"),
+    # --- data --------------------------------------------------------------------------------------------------
+    m("data: channel statistics use the variance", DATA,
+      ".std(", ".var(", "tests/test_loader.py::test_normalised_training_batches_have_zero_mean_unit_std"),
+]
+
+
+#: Where a module's tests live in a checkout without the narrow tests named above (an older one):
+#: ``--root`` on such a checkout runs these instead, so its own tests get their chance to kill.
+HOME_TESTS: dict[str, tuple[str, ...]] = {
+    LOADER: ("tests/test_loader.py",),
+    TRAIN: ("tests/test_train.py",),
+    METRICS: ("tests/test_train.py", "tests/test_plots.py"),
+    CKPT: ("tests/test_train.py",),
+    TB: ("tests/test_tb_logging.py", "tests/test_checks_ex02.py"),
+    HOOKS: ("tests/test_tb_logging.py", "tests/test_plots.py"),
+    QUANT: ("tests/test_quant.py",),
+    MODELS: ("tests/test_models.py", "tests/test_checks_ex01.py"),
+    PLOTS: ("tests/test_plots.py",),
+    NBTOOL: ("tests/test_notebook_tool.py",),
+    DATA: ("tests/test_data.py", "tests/test_loader.py"),
+}
+
+
+def selection(copy: Path, mu: Mutation) -> list[str]:
+    """The mutation's tests that exist in ``copy``; if some are missing, its module's home tests too."""
+    tests = [t for t in mu.tests if (copy / t.split("::", 1)[0]).exists()]
+    if len(tests) < len(mu.tests):
+        tests += [t for t in HOME_TESTS.get(mu.path, ()) if (copy / t).exists() and t not in tests]
+    return tests
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Tracked and untracked-but-not-ignored files of ``source`` (the working tree as git sees it)."""
+    listed = subprocess.run(["git", "-C", str(source), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = source / rel
+        if src.is_file():
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def test_env(course_dir: Path, copy: Path) -> dict[str, str]:
+    env = dict(os.environ, COURSE_TEST_MODE="1", COURSE_DIR=str(course_dir), PYTHONPATH=str(copy),
+               PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
+    return env
+
+
+def run_tests(copy: Path, tests: list[str], timeout: int) -> tuple[int, float, str]:
+    """Return code, seconds and output tail of ``pytest -x`` on ``tests`` inside ``copy``."""
+    with tempfile.TemporaryDirectory(prefix="mutate-course-") as course_dir:
+        start = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                                  cwd=copy, env=test_env(Path(course_dir), copy), capture_output=True, text=True,
+                                  timeout=timeout)
+            code, out = done.returncode, done.stdout + done.stderr
+        except subprocess.TimeoutExpired:
+            code, out = -1, "timeout"
+        return code, time.perf_counter() - start, out[-2000:]
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # so the temporary copy is removed when the run is stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-k", action="append", default=[], help="only mutations whose name contains this")
+    parser.add_argument("--root", type=Path, default=ROOT, help="checkout to mutate (default: this one)")
+    parser.add_argument("--not-applicable-ok", action="store_true",
+                        help="a snippet missing from --root means not applicable, not stale")
+    parser.add_argument("--list", action="store_true", help="print the table and exit")
+    parser.add_argument("--timeout", type=int, default=TIMEOUT_S)
+    args = parser.parse_args(argv)
+    chosen = [mu for mu in MUTATIONS if not args.k or any(k in mu.name for k in args.k)]
+    if args.list:  # with the snippet counts in --root: 1 is right, anything else is stale
+        for i, mu in enumerate(chosen, 1):
+            target = args.root / mu.path
+            count = target.read_text(encoding="utf-8").count(mu.old) if target.exists() else 0
+            print(f"{i:2d}. {'' if count == 1 else f'STALE ({count}x) '}{mu.name}  [{mu.path}]  "
+                  f"-> {' '.join(mu.tests)}")
+        return 0
+
+    root = args.root.resolve()
+    print(f"mutating a copy of {root} ({len(chosen)} mutations)")
+    rows, stale = [], 0
+    with tempfile.TemporaryDirectory(prefix="mutate-") as tmp:
+        copy = Path(tmp) / "repo"
+        copy_tree(root, copy)
+        for i, mu in enumerate(chosen, 1):
+            target = copy / mu.path
+            original = target.read_text(encoding="utf-8") if target.exists() else ""
+            count = original.count(mu.old)
+            tests = selection(copy, mu)
+            if count != 1:
+                result = "n/a" if args.not_applicable_ok else f"STALE (snippet found {count}x)"
+                stale += result != "n/a"
+                rows.append((i, mu, result, 0.0))
+            elif not tests:
+                rows.append((i, mu, "survived (no test)", 0.0))
+            else:
+                target.write_text(original.replace(mu.old, mu.new), encoding="utf-8")
+                try:
+                    code, seconds, out = run_tests(copy, tests, args.timeout)
+                finally:
+                    target.write_text(original, encoding="utf-8")
+                if code == 0:
+                    result = "SURVIVED"
+                elif code == 5:
+                    result = "ERROR (no tests collected)"
+                    stale += 1
+                elif code == -1:
+                    result = "killed (timeout)"
+                else:
+                    result = "killed"
+                rows.append((i, mu, result, seconds))
+            print(f"{i:2d}. {rows[-1][2]:<22s} {rows[-1][3]:6.1f} s  {mu.name}", flush=True)
+
+    applicable = [r for r in rows if r[2] != "n/a"]
+    killed = sum(r[2].startswith("killed") for r in applicable)
+    print("\n| # | mutation | file | result | s |\n| --- | --- | --- | --- | --- |")
+    for i, mu, result, seconds in rows:
+        print(f"| {i} | {mu.name} | `{mu.path}` | {result} | {seconds:.1f} |")
+    total = len(applicable)
+    score = f"{killed}/{total} killed ({100.0 * killed / total:.0f} %)" if total else "nothing applicable"
+    print(f"\nscore: {score}; not applicable: {len(rows) - total}; stale or broken: {stale}; "
+          f"test time {sum(r[3] for r in rows):.0f} s")
+    return 1 if stale or killed < total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
