@@ -209,12 +209,12 @@ def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path,
     c = counts(study)
     assert c["RUNNING"] == 0 and c["WAITING"] == 0 and c["COMPLETE"] + c["PRUNED"] == 3, (c, out)
     assert study.trials[killed.number].state == TrialState.FAIL
-    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
     assert retry.state in tuning.FINISHED and retry.params == killed.params
     # The retry continued the dead trial's run from its checkpoint, keeping epoch 1's report.
-    assert retry.user_attrs["checkpoint"] == killed.user_attrs["checkpoint"]
+    assert retry.user_attrs["resume_from"] == killed.user_attrs["checkpoint"]
     assert retry.intermediate_values[1] == killed.intermediate_values[1]
-    assert f"resuming {Path(killed.user_attrs['checkpoint']).parent.name} after epoch" in out
+    assert f"resuming trial-{retry.number:04d} after epoch" in out  # in its own folder
     print(f"killed in trial {killed.number} after epoch {max(killed.intermediate_values)}; retried as trial "
           f"{retry.number} ({retry.state.name}, {retry.duration.total_seconds():.1f} s); final {c}")
 
