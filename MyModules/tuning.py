@@ -366,17 +366,38 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             time.sleep(poll)
             waited += poll
             continue
+        _reseed(study)
         try:
             study.optimize(guarded, n_trials=1, catch=(SurplusTrial, TrialLost, DivergenceError),
                            callbacks=list(callbacks), gc_after_trial=False)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # our trial was declared dead and finished by another worker meanwhile (it runs the retry)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+            # Telling our trial failed because another worker declared it dead and finished it
+            # (it runs the retry): that is the one fault to step over; anything else is a bug.
+            if not (isinstance(e, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a" in str(e)):
+                raise
+            if verbose:
+                print(f"{study.study_name}: this worker's trial was declared dead by another worker "
+                      f"(it was silent too long) and is retried there; going on")
         run += 1
     finished = sum(_count(study)[s] for s in FINISHED)
     seconds = time.perf_counter() - start
     if verbose:
         print(f"{study.study_name}: {finished}/{n_trials} trials finished; this worker ran {run} in {seconds:.1f} s")
     return WorkerReport(run, seconds, finished, waited)
+
+
+class SeededSampler(optuna.samplers.TPESampler):
+    """TPE seeded from ``(seed, trials in the study)``: the same command on a fresh storage samples the
+    same trials, and a worker that joins or resumes a study does not repeat the first worker's draws."""
+
+    def __init__(self, seed: int, position: int = 0):
+        self.course_seed = seed
+        super().__init__(seed=(seed * 1_000_003 + position) % 2**32)
+
+
+def _reseed(study: optuna.Study) -> None:
+    if isinstance(study.sampler, SeededSampler):
+        study.sampler = SeededSampler(study.sampler.course_seed, len(study.get_trials(deepcopy=False)))
 
 
 def _queue_interrupted(study: optuna.Study, trial: optuna.Trial, config: StorageConfig) -> None:
@@ -402,7 +423,7 @@ def study_for(objective: Objective, *, course_dir: str | Path, storage: str | Pa
     name = study_name or default_study_name(identity, prefix)
     store = open_storage(storage, course_dir=course_dir, study_name=name, config=config)
     if sampler is None:
-        sampler = optuna.samplers.TPESampler(seed=getattr(getattr(objective, "base", None), "seed", None))
+        sampler = SeededSampler(getattr(getattr(objective, "base", None), "seed", 0))
     return open_study(store, name, identity, direction="maximize", sampler=sampler, pruner=pruner)
 
 

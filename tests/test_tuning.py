@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 from pg_fixture import postgres_url  # noqa: F401  (pytest fixture)
+from tuning_helpers import TINY, TINY_ARGS, counts, worker
 
 from MyModules import env, tuning
 from MyModules.__main__ import main
@@ -41,29 +40,12 @@ from MyModules.study_storage import (
 from MyModules.train import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-ROOT = Path(__file__).resolve().parents[1]
-# Small models so that worker processes finish their trials in a second or two.
-TINY = SearchSpace(widths=(8,), conv_blocks=(1, 2), layers_per_block=(1, 1), fc_layers=(0, 1), fc_units=(32,))
-TINY_ARGS = ["--widths", "8", "--conv-blocks", "1", "2", "--layers-per-block", "1", "1",
-             "--fc-layers", "0", "1", "--fc-units", "32", "--device", "cpu", "--epochs", "2"]
 
 
 @pytest.fixture(scope="module")
 def dataset():
     # Generated once here, before any worker process starts (they would all generate it at once).
     return load_dataset("cifar10", env.setup(verbose=False).data_dir)
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    result = dict.fromkeys((s.name for s in TrialState), 0)
-    for t in study.get_trials(deepcopy=False):
-        result[t.state.name] += 1
-    return result
-
-
-def worker(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "MyModules", "tune", *TINY_ARGS, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 # --- search space -------------------------------------------------------------------------------
