@@ -248,13 +248,17 @@ HEALTH = _StorageHealth()
 
 
 def _is_connection_error(error: BaseException) -> bool:
+    """True when ``error`` (or anything in its cause chain) says the connection to the server was lost."""
     import sqlalchemy.exc as sa
 
-    for e in (error, error.__cause__, error.__context__):
-        if isinstance(e, (sa.OperationalError, sa.InterfaceError)):
+    seen = 0
+    e: BaseException | None = error
+    while e is not None and seen < 10:
+        if isinstance(e, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.PendingRollbackError)):
             return True
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
             return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
     return False
 
 
@@ -299,7 +303,8 @@ class RetryingRDBStorage(RDBStorage):
 
 
 for _name, _method in list(vars(RDBStorage).items()):
-    if callable(_method) and not _name.startswith("__") and _name not in ("_create_scoped_session", "_init_engine"):
+    if (callable(_method) and not isinstance(_method, (staticmethod, classmethod)) and not _name.startswith("__")
+            and _name != "__init__"):
         setattr(RetryingRDBStorage, _name, _retrying(_method, _name))
 
 
@@ -337,6 +342,8 @@ def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
         except Exception as e:  # sqlalchemy errors: one line for the user
             import sqlalchemy.exc as sa
 
+            if not isinstance(e, (sa.SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+                raise  # not the database's answer: a bug, keep its traceback
             if isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError)) or "@" in _password(url):
                 raise TuningError(f"cannot open the study database {hide_password(url)}: {_first_line(e)}"
                                   f"{_at_hint(url)}") from e
