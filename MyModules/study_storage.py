@@ -313,20 +313,43 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def driver_advice(url: str) -> str:
-    """What to install for ``url``'s database driver."""
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def driver_advice(url: str, missing: str | None = None) -> str:
+    """What to install (or write) for ``url``'s database driver; ``missing``: the module that failed to import."""
     scheme = urlsplit(url).scheme.lower()
     dialect, _, driver = scheme.partition("+")
     if dialect.startswith("postgres"):
+        if not driver and missing == "psycopg" and _installed("psycopg2"):
+            # SQLAlchemy 2.1 reads a plain postgresql:// as psycopg 3; the course installs psycopg2.
+            return ("this SQLAlchemy reads postgresql:// as psycopg 3, which is not installed; psycopg2 is: "
+                    "write postgresql+psycopg2://... (or pip install 'psycopg[binary]')")
+        if not driver and missing == "psycopg":
+            return "write postgresql+psycopg2://... and pip install '.[postgres]' (or pip install 'psycopg[binary]')"
         return {"": "pip install psycopg2-binary (or pip install '.[postgres]')",
                 "psycopg2": "pip install psycopg2-binary (or pip install '.[postgres]')",
                 "psycopg": "pip install 'psycopg[binary]'", "pg8000": "pip install pg8000"}.get(
             driver, f"pip install the {driver} driver")
     if dialect in ("mysql", "mariadb"):
-        return {"": "pip install mysqlclient, or write mysql+pymysql:// and pip install '.[mysql]'",
+        if not driver and _installed("pymysql"):
+            return "write mysql+pymysql://... (pymysql is installed), or pip install mysqlclient"
+        return {"": "pip install mysqlclient, or write mysql+pymysql://... and pip install '.[mysql]'",
                 "pymysql": "pip install pymysql (or pip install '.[mysql]')",
                 "mysqldb": "pip install mysqlclient"}.get(driver, f"pip install the {driver} driver")
     return f"install the SQLAlchemy driver for {scheme}://"
+
+
+def _missing_module(error: BaseException) -> str | None:
+    e: BaseException | None = error
+    while e is not None:
+        if isinstance(e, ImportError) and getattr(e, "name", None):
+            return e.name
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
@@ -337,14 +360,16 @@ def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
             # pool_pre_ping: lab servers drop idle connections; a worker that waited must reconnect.
             return RetryingRDBStorage(url, config, engine_kwargs={"pool_pre_ping": True})
         except ImportError as e:
-            raise TuningError(f"the database driver for {hide_password(url)} is missing ({e}); "
-                              f"{driver_advice(url)}") from e
+            missing = _missing_module(e)
+            raise TuningError(f"the database driver for {hide_password(url)} is missing (no module "
+                              f"{missing or '?'}): {driver_advice(url, missing)}") from e
         except Exception as e:  # sqlalchemy errors: one line for the user
             import sqlalchemy.exc as sa
 
-            if not isinstance(e, (sa.SQLAlchemyError, optuna.exceptions.StorageInternalError)):
+            bad_url = isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError, ValueError))  # URL parsing
+            if not (bad_url or isinstance(e, (sa.SQLAlchemyError, optuna.exceptions.StorageInternalError))):
                 raise  # not the database's answer: a bug, keep its traceback
-            if isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError)) or "@" in _password(url):
+            if bad_url or "@" in _password(url):
                 raise TuningError(f"cannot open the study database {hide_password(url)}: {_first_line(e)}"
                                   f"{_at_hint(url)}") from e
             # Workers started together on an empty database race to create optuna's tables (the

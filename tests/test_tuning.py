@@ -101,7 +101,7 @@ def test_sqlite_file_and_unreachable_server_end_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "journal" in err and len(err.splitlines()) == 1
     url = "postgresql+psycopg2://u:secret@127.0.0.1:1/x"
-    assert main(["tune", "--storage", url, "--course-dir", str(tmp_path), *TINY_ARGS]) == 2
+    assert main(["tune", "--storage", url, "--storage-timeout", "1", "--course-dir", str(tmp_path), *TINY_ARGS]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot open the study database" in err and "secret" not in err and len(err.splitlines()) == 1
 
@@ -138,7 +138,7 @@ def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, d
     assert {"value", "duration_s", "checkpoint", "params", "param_lr"} <= set(table.columns)
     csv = pd.read_csv(save_trials_csv(again, tmp_path / "t.csv"))
     assert list(csv["value"]) == pytest.approx(list(table["value"]))
-    assert {"history", "slice", "intermediate"} <= set(plot_study(again))
+    assert {"history", "parallel", "slice", "intermediate"} <= set(plot_study(again))
 
 
 def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
