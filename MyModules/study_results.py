@@ -12,19 +12,23 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-TABLE_COLUMNS = ("number", "state", "value", "duration_s", "epochs", "checkpoint", "params")
+TABLE_COLUMNS = ("number", "state", "value", "duration_s", "epochs", "num_parameters", "retry_of", "fail_reason",
+                 "checkpoint", "params")
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: ``number, state, value`` (final test accuracy, %), ``duration_s``, ``epochs``
-    (trained before it finished or was pruned), ``checkpoint`` (path), ``params`` (dict), then one
+    (trained before it finished or was pruned), ``num_parameters``, ``retry_of`` (the trial a retry
+    repeats), ``fail_reason``, ``checkpoint`` (path), ``params`` (dict), then one
     ``param_<name>`` column per parameter (empty where a trial did not use it, e.g. SGD's momentum)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         duration = t.duration.total_seconds() if t.duration is not None else None
         row = {"number": t.number, "state": t.state.name, "value": t.value,
                "duration_s": round(duration, 3) if duration is not None else None,
-               "epochs": len(t.intermediate_values), "checkpoint": t.user_attrs.get("checkpoint"),
+               "epochs": len(t.intermediate_values), "num_parameters": t.user_attrs.get("num_parameters"),
+               "retry_of": t.user_attrs.get("retry_of"), "fail_reason": t.user_attrs.get("fail_reason"),
+               "checkpoint": t.user_attrs.get("checkpoint"),
                "params": dict(t.params)}
         row.update({f"param_{k}": v for k, v in sorted(t.params.items())})
         rows.append(row)

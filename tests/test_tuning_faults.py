@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -153,8 +154,6 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
     (silent,) = load(journal, name).trials
     assert silent.state == TrialState.RUNNING and HEARTBEAT_ATTR not in silent.user_attrs
     time.sleep(StorageConfig.default().grace_period + 0.5)
-    study = load(journal, name)
-    config = StorageConfig.default()
     # The worker checking it also runs in Japan: datetime_start is local time, not UTC.
     code = ("import optuna, sys; from MyModules.study_storage import open_storage, fail_stale_trials, StorageConfig;"
             "s = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]));"
@@ -165,7 +164,7 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
     study = load(journal, name)
     assert study.trials[0].state == TrialState.FAIL
     (retry,) = [t for t in study.trials if t.user_attrs.get(RETRY_OF_ATTR) == 0]
-    assert retry.state == TrialState.WAITING and config.max_retry
+    assert retry.state == TrialState.WAITING and retry.params == {} and retry.user_attrs["retries"] == 1
 
 
 def test_ctrl_c_then_the_same_command_retries_the_interrupted_trial(tmp_path, dataset):
@@ -228,8 +227,32 @@ def test_heartbeat_keeps_a_long_trial_alive_and_its_silence_gets_it_retried(tmp_
     assert fail_stale_trials(watcher, config) == []  # failed once, retried once
     trials = watcher.get_trials()
     assert trials[0].state == TrialState.FAIL
-    assert [(t.state, t.params, t.user_attrs[RETRY_OF_ATTR]) for t in trials[1:]] == [
-        (TrialState.WAITING, {}, 0)] or trials[1].user_attrs[RETRY_OF_ATTR] == 0
+    assert [(t.state, t.user_attrs[RETRY_OF_ATTR]) for t in trials[1:]] == [(TrialState.WAITING, 0)]
+
+
+def test_run_worker_beats_for_a_trial_that_trains_longer_than_the_grace_period(tmp_path):
+    config = StorageConfig(heartbeat_interval=0.3, grace_period=1.5)
+    journal = tmp_path / "long.journal"
+    study = open_study(open_storage(journal, config=config), "long", {"x": 2})
+    watcher = optuna.load_study(study_name="long", storage=open_storage(journal, config=config))
+
+    def objective(trial):  # no epochs, no reports: only the heartbeat thread shows it is alive
+        trial.suggest_int("width", 8, 8)
+        time.sleep(2.5 * config.grace_period)
+        return 1.0
+
+    worker_thread = threading.Thread(target=tuning.run_worker, args=(study, objective, 1),
+                                     kwargs={"verbose": False, "config": config})
+    worker_thread.start()
+    judged = []
+    try:
+        wait_for(lambda: watcher.get_trials(), "the trial to start", timeout=30)
+        for _ in range(3):
+            time.sleep(config.grace_period * 0.7)
+            judged += fail_stale_trials(watcher, config)
+    finally:
+        worker_thread.join(timeout=30)
+    assert judged == [] and [t.state for t in watcher.get_trials()] == [TrialState.COMPLETE]
 
 
 def test_study_name_follows_your_own_functions(tmp_path, dataset):
