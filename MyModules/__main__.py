@@ -213,7 +213,7 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: the running trial is queued again and continues from its last complete epoch; "
+        print("interrupted: a trial that was running is queued again and continues from its last complete epoch; "
               f"continue with: {resume_command()}", file=sys.stderr)
         return 130
     return 0

@@ -189,9 +189,11 @@ class SafeJournalFileBackend(BaseJournalBackend):
         if size == 0:
             return
         with open(self.path, "rb") as f:
-            window = min(size, 1 << 20)
+            window = min(size, 1 << 16)  # Optuna's lines are far shorter; this runs before every append
             f.seek(size - window)
             tail = f.read()
+        if window < size and b"\n" not in tail[:-1]:
+            return  # one line longer than the window: nothing here to judge it by
         if tail.endswith(b"\n"):
             last = tail[:-1].rsplit(b"\n", 1)[-1] + b"\n"
             if _parses(last) or len(last) == window:  # a huge line we cannot judge from here: keep it
@@ -532,11 +534,12 @@ def fail_stale_trials(study: optuna.Study, config: StorageConfig) -> list[int]:
     storage refuses to finish a trial twice). Nothing is judged within a grace period after this
     process saw the storage come back: the other workers' beats were failing too.
     """
-    now = time.time()
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    now = time.time()  # after the read: a read that waited out an outage has just set recovered_at
     if now - HEALTH.recovered_at < config.grace_period:
         return []
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in running:
         last = _last_sign_of_life(trial)
         if last is None or now - last <= config.grace_period:
             continue
