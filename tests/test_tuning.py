@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 from optuna.trial import TrialState
-from pg_fixture import postgres_url  # noqa: F401  (pytest fixture)
+from pg_fixture import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
 from tuning_helpers import TINY, TINY_ARGS, counts, worker
 
 from MyModules import env, tuning
