@@ -239,21 +239,27 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     from .tuning import PRUNERS
 
     p.add_argument("--storage", default=None,
-                   help="database URL shared by all workers (postgresql+psycopg2://user:pass@host/db) or a "
-                        ".journal file; default: <course folder>/studies/<study>.journal (one runtime at a time)")
+                   help="database URL shared by all workers (postgresql+psycopg2://user:pass@host/db, "
+                        "mysql+pymysql://...; URL-encode '@' in a password as %%40) or a .journal file; "
+                        "default: <course folder>/studies/<study>.journal (one runtime at a time)")
     p.add_argument("--study", default=None,
                    help="study name; default: derived from dataset and search space, so workers started with "
                         "the same options join the same study")
     p.add_argument("--n-trials", type=_positive_int, default=20,
                    help="COMPLETE + PRUNED trials the study should reach, all workers together (default 20)")
     p.add_argument("--timeout", type=_positive_float, default=None, help="stop this worker after this many seconds")
+    p.add_argument("--storage-timeout", type=_positive_float, default=None,
+                   help="seconds to keep retrying an unreachable database before stopping (default 60)")
     p.add_argument("--pruner", choices=PRUNERS, default="median")
     p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
     p.add_argument("--data-root", type=Path, default=None, help="folder holding the datasets (default <course folder>/data)")
     p.add_argument("--epochs", type=_positive_int, default=5, help="epochs per trial (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every trial's weights and data order, and of the sampler (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="TensorBoard logs per trial (<course folder>/runs/<study>/trial-NNNN/tensorboard)")
     space = p.add_argument_group("search space (default: MyModules.search_space.SearchSpace)")
     space.add_argument("--lr", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"), help="learning-rate range (log)")
     space.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"))
@@ -267,12 +273,14 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_tune(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from . import env
-    from .data import DatasetError, load_dataset
+    from .errors import CourseError, one_line
     from .search_space import space_from_options
-    from .study_storage import TuningError
+    from .study_storage import StorageConfig
     from .train import TrainConfig
-    from .tuning import tune
+    from .tuning import resume_command, tune
 
     try:
         space = space_from_options(lr=args.lr, optimizers=args.optimizers, batch_sizes=args.batch_sizes,
@@ -280,17 +288,28 @@ def run_tune(args: argparse.Namespace) -> int:
                                    widths=args.widths, fc_layers=args.fc_layers, fc_units=args.fc_units,
                                    activations=args.activations)
         device = env.pick_device(args.device)
+        config = StorageConfig.default()
+        if args.storage_timeout is not None:
+            config = dataclasses.replace(config, storage_timeout=args.storage_timeout)
     except ValueError as e:
-        raise UsageError(str(e)) from e
-    course = env.setup(device=None, course_path=args.course_dir, verbose=False)
-    print(f"device: {env.describe_device(device)}")
+        raise UsageError(one_line(e)) from e
     try:
+        course = env.setup(device=None, course_path=args.course_dir, verbose=False)
+        print(f"device: {env.describe_device(device)}")
+        from .data import load_dataset
+
         dataset = load_dataset(args.dataset, args.data_root or course.data_dir)
         tune(dataset=dataset, device=device, course_dir=course.course_dir, runs_dir=course.runs_dir,
              n_trials=args.n_trials, base=TrainConfig(epochs=args.epochs, seed=args.seed), space=space,
-             storage=args.storage, study_name=args.study, pruner=args.pruner, timeout=args.timeout)
-    except (DatasetError, TuningError) as e:
-        raise UsageError(str(e)) from e
+             storage=args.storage, study_name=args.study, pruner=args.pruner, timeout=args.timeout,
+             tensorboard=args.tensorboard, config=config)
+    except CourseError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: a trial that was running is queued again and continues from its last complete epoch; "
+              f"continue with: {resume_command()}", file=sys.stderr)
+        return 130
     return 0
 
 

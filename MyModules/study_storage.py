@@ -5,18 +5,23 @@ Two kinds of storage, chosen by :func:`open_storage`:
 * **a journal file** (default, ``<course folder>/studies/<study>.journal``, on Drive in Colab).
   Optuna's maintainers warn that SQLite on network or shared file systems corrupts and locks
   (optuna#815, #820): SQLite needs ``fcntl`` byte-range locks that Drive's FUSE mount does not give.
-  The journal backend only *appends* one JSON line per operation (fsync'ed) and takes its lock by
-  creating a file with ``O_CREAT | O_EXCL`` (``JournalFileOpenLock``), which needs neither
-  ``fcntl`` nor symlinks. A runtime that dies loses at most the operation it was writing.
-  It is meant for one runtime at a time (resume after a disconnect); Drive does not make two
-  Colab sessions see each other's appends in time, so parallel workers use a database server.
+  The journal only *appends* one JSON line per operation (fsync'ed) under a lock taken by creating
+  a file with ``O_CREAT | O_EXCL`` (``JournalFileOpenLock``), which needs neither ``fcntl`` nor
+  symlinks. A runtime killed mid-append (or a full disk) leaves a torn last line:
+  :class:`SafeJournalFileBackend` sets it aside in ``<journal>.torn`` before anyone reads or appends,
+  so the study opens with every complete operation. A journal is meant for one runtime at a time
+  (resume after a disconnect); parallel workers on several machines use a database server.
 * **a database URL** (``postgresql+psycopg2://user:pass@host/db``, ``mysql+pymysql://...``): a lab's
-  PostgreSQL or MySQL server that many processes, machines or Colab sessions can use at once.
+  PostgreSQL or MySQL server that many processes, machines or Colab sessions can use at once. Every
+  call retries with backoff for ``StorageConfig.storage_timeout`` seconds when the server is
+  unreachable (a restart, a network blip), then stops with one line.
 
-Both record a *heartbeat* for each running trial. A trial whose process died (runtime lost,
-``kill -9``) stops beating; the next worker marks it FAIL after ``grace_period`` seconds and enqueues a
-retry with the same parameters (``RetryHeartbeatStaleTrialCallback``), so no trial stays RUNNING forever.
-Optuna's JournalStorage has no heartbeat of its own; :class:`HeartbeatJournalStorage` adds one.
+Heartbeats (both storages, public Optuna API only): a running trial writes the Unix time into its
+user attribute ``heartbeat`` every ``heartbeat_interval`` seconds (:class:`Heartbeat`). Before each
+trial, :func:`fail_stale_trials` marks FAIL every RUNNING trial whose last beat (or start, for a trial
+that died before its first beat) is older than ``grace_period`` and enqueues a retry with the same
+parameters. A worker that itself could not reach the storage waits a full grace period after it came
+back before it judges anyone, so a server blip never turns a live trial into a retry.
 
 Study names come from what the study searches (:func:`default_study_name`), and a study refuses to be
 reused with a different search (:class:`StudyMismatchError`), so two experiments cannot mix by accident.
@@ -24,97 +29,387 @@ reused with a different search (:class:`StudyMismatchError`), so two experiments
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import inspect
 import json
+import os
 import re
+import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages._heartbeat import BaseHeartbeat  # the interface optuna's heartbeat thread uses
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal import BaseJournalBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
 from . import env
 from .errors import TuningError
 
+__all__ = ["TuningError", "StudyMismatchError", "TrialLost", "StorageConfig", "Heartbeat", "open_storage",
+           "open_study", "fail_stale_trials", "enqueue_retry", "default_study_name", "hide_password"]
+
 STUDIES_DIR = "studies"  # under the course folder
 IDENTITY_ATTR = "identity"  # study user attribute: what the study searches (JSON)
-HEARTBEAT_ATTR = "heartbeat"  # trial system attribute (journal only): last beat, Unix seconds
+HEARTBEAT_ATTR = "heartbeat"  # trial user attribute: last beat, Unix seconds (UTC by definition)
+RETRY_OF_ATTR = "retry_of"  # trial user attribute of a retry: the number of the trial it repeats
+RETRIES_ATTR = "retries"  # how many times this trial's parameters have been retried so far
+RESUME_FROM_ATTR = "resume_from"  # checkpoint the retry continues from (the earlier attempt's)
+FAIL_REASON_ATTR = "fail_reason"  # why a trial failed, in one line (diverged, lost its claim...)
+RETRY_REASON_ATTR = "retry_reason"  # why the trial this one repeats stopped (no heartbeat, interrupted)
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 class StudyMismatchError(TuningError):
     """The study name exists but was created for a different search."""
 
 
+class TrialLost(TuningError):
+    """This worker no longer owns its trial (another worker declared it dead and retries it)."""
+
+
 @dataclass
 class StorageConfig:
-    """How running trials prove they are alive, and what happens to those that stop."""
+    """How running trials prove they are alive, what happens to those that stop, and how long a
+    worker waits for an unreachable database before it gives up."""
 
-    heartbeat_interval: int = 60  # seconds between beats of a running trial
-    grace_period: int = 180  # seconds without a beat before a RUNNING trial counts as dead
+    heartbeat_interval: float = 60  # seconds between beats of a running trial
+    grace_period: float = 180  # seconds without a beat before a RUNNING trial counts as dead
     max_retry: int | None = 3  # times a dead trial is re-queued with the same parameters
+    storage_timeout: float = 60  # seconds a database call keeps retrying before the worker stops
 
     def __post_init__(self):
-        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
-            raise ValueError("heartbeat_interval must be >= 1 s and grace_period longer than it")
+        if self.heartbeat_interval <= 0 or self.grace_period <= 2 * self.heartbeat_interval:
+            raise ValueError("heartbeat_interval must be positive and grace_period more than twice as long")
+        if self.storage_timeout <= 0:
+            raise ValueError("storage_timeout must be positive")
 
     @classmethod
     def default(cls) -> StorageConfig:
         """Short beats in test mode so the tests see a killed worker's trial retried within seconds."""
-        return cls(heartbeat_interval=1, grace_period=4) if env.test_mode() else cls()
+        return cls(heartbeat_interval=1, grace_period=4, storage_timeout=20) if env.test_mode() else cls()
 
 
-def _retry_callback(config: StorageConfig):
-    # Renamed in optuna 4.9 (RetryFailedTrialCallback -> RetryHeartbeatStaleTrialCallback).
-    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # Inherit the reported accuracies: the retry resumes from the dead trial's checkpoint.
-        return cls(max_retry=config.max_retry, inherit_intermediate_values=True)
+# --- journal file ---------------------------------------------------------------------------------
 
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """JournalStorage plus a heartbeat: each beat is one appended line (a trial system attribute)."""
-
-    def __init__(self, backend, config: StorageConfig):
-        super().__init__(backend)
-        self._config = config
-        self._stale_callback = _retry_callback(config)
-
-    def record_heartbeat(self, trial_id: int) -> None:
+def _salvage(line: bytes) -> tuple[bytes | None, bytes]:
+    """``(operation, torn bytes)`` of a bad line. A torn write followed by another worker's append
+    glues both on one line: the part from the last ``{"op_code":`` on may be a complete operation."""
+    start = line.rfind(b'{"op_code":')
+    if start > 0:
         try:
-            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # another worker already declared this trial dead; its retry runs elsewhere
+            json.loads(line[start:])
+            return line[start:], line[:start]
+        except ValueError:
+            pass
+    return None, line
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            last = trial.system_attrs.get(HEARTBEAT_ATTR)
-            if last is None and trial.datetime_start is not None:
-                last = trial.datetime_start.replace(tzinfo=trial.datetime_start.tzinfo or timezone.utc).timestamp()
-            if last is not None and now - last > self._config.grace_period:
-                stale.append(trial._trial_id)
-        return stale
 
-    def get_heartbeat_interval(self) -> int | None:
-        return self._config.heartbeat_interval
+def _parses(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
-    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        return self._stale_callback
 
-    def get_failed_trial_callback(self):  # name used by optuna < 4.9
-        return self._stale_callback
+class SafeJournalFileBackend(BaseJournalBackend):
+    """Optuna's journal file format, robust to a torn last line.
 
+    Opening (and every append, under the lock) moves an incomplete or unreadable tail into
+    ``<journal>.torn`` and truncates the journal to its last complete operation; opening also sets
+    aside unreadable lines in the middle (a torn line another writer appended after). Each repair is
+    reported in one line on stderr. Readers see complete lines only.
+    """
+
+    def __init__(self, path: str | Path, lock_grace_seconds: int = 30):
+        self.path = Path(path)
+        self.torn_path = self.path.with_name(self.path.name + ".torn")
+        self._lock = JournalFileOpenLock(str(self.path), grace_period=lock_grace_seconds)
+        self.path.touch(exist_ok=True)
+        self._offsets: dict[int, int] = {0: 0}  # log number -> byte offset of its line
+        with self._locked():
+            self._repair_all()
+
+    def _locked(self):
+        backend = self
+
+        class _Lock:
+            def __enter__(self):
+                while not backend._lock.acquire():
+                    time.sleep(0.01)
+
+            def __exit__(self, *exc):
+                backend._lock.release()
+
+        return _Lock()
+
+    def _set_aside(self, torn: list[bytes], kept: int) -> None:
+        with open(self.torn_path, "ab") as f:
+            for piece in torn:
+                f.write(piece.rstrip(b"\n") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        print(f"{self.path}: set aside {sum(len(p) for p in torn)} bytes of torn journal "
+              f"({len(torn)} line(s)) in {self.torn_path}; the study continues with its {kept} complete "
+              "operations", file=sys.stderr)
+
+    def _repair_all(self) -> None:
+        data = self.path.read_bytes()
+        lines = data.splitlines(keepends=True)
+        good, torn = [], []
+        for line in lines:
+            if line.endswith(b"\n") and _parses(line):
+                good.append(line)
+                continue
+            op, rest = _salvage(line)
+            torn.append(rest)
+            if op is not None and line.endswith(b"\n"):
+                good.append(op if op.endswith(b"\n") else op + b"\n")
+        if not torn:
+            return
+        self._set_aside(torn, len(good))
+        clean = b"".join(good)
+        if data.startswith(clean):  # only the tail is bad: cut it (offsets others hold stay valid)
+            with open(self.path, "r+b") as f:
+                f.truncate(len(clean))
+                os.fsync(f.fileno())
+        else:
+            from .atomic import write_bytes
+
+            write_bytes(self.path, clean)
+
+    def _repair_tail(self) -> None:
+        """Cut an incomplete last line (a writer killed mid-append) before appending after it."""
+        size = self.path.stat().st_size
+        if size == 0:
+            return
+        with open(self.path, "rb") as f:
+            window = min(size, 1 << 16)  # Optuna's lines are far shorter; this runs before every append
+            f.seek(size - window)
+            tail = f.read()
+        if window < size and b"\n" not in tail[:-1]:
+            return  # one line longer than the window: nothing here to judge it by
+        if tail.endswith(b"\n"):
+            last = tail[:-1].rsplit(b"\n", 1)[-1] + b"\n"
+            if _parses(last) or len(last) == window:  # a huge line we cannot judge from here: keep it
+                return
+        else:
+            last = tail.rsplit(b"\n", 1)[-1]
+        with open(self.path, "r+b") as f:
+            f.truncate(size - len(last))
+            os.fsync(f.fileno())
+        self._set_aside([last], self._count_lines())
+
+    def _count_lines(self) -> int:
+        with open(self.path, "rb") as f:
+            return sum(1 for _ in f)
+
+    def read_logs(self, log_number_from: int):
+        with open(self.path, "rb") as f:
+            start = max((n for n in self._offsets if n <= log_number_from), default=0)
+            f.seek(self._offsets[start])
+            offset = self._offsets[start]
+            for number, line in enumerate(f, start=start):
+                if not line.endswith(b"\n"):
+                    return  # being written right now, or torn: the next open or append sets it aside
+                offset += len(line)
+                self._offsets[number + 1] = offset
+                if number < log_number_from:
+                    continue
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # torn by a writer that did not repair first; the next open sets it aside
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs).encode()
+        with self._locked():
+            self._repair_tail()
+            with open(self.path, "ab") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+
+
+# --- database server ------------------------------------------------------------------------------
+
+class _StorageHealth:
+    """When this process last saw the storage come back after failing (Unix time; 0: never failed)."""
+
+    def __init__(self):
+        self.recovered_at = 0.0
+        self.local = threading.local()  # depth of nested storage calls: only the outermost retries
+
+
+HEALTH = _StorageHealth()
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """True when ``error`` (or anything in its cause chain) says the connection to the server was lost."""
+    import sqlalchemy.exc as sa
+
+    seen = 0
+    e: BaseException | None = error
+    while e is not None and seen < 10:
+        if isinstance(e, (sa.OperationalError, sa.InterfaceError, sa.DisconnectionError, sa.PendingRollbackError)):
+            return True
+        if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _retrying(method, name: str):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        depth = getattr(HEALTH.local, "depth", 0)
+        if depth:
+            return method(self, *args, **kwargs)
+        HEALTH.local.depth = 1
+        try:
+            deadline, delay, failed = time.monotonic() + self.course_config.storage_timeout, 0.2, None
+            while True:
+                try:
+                    result = method(self, *args, **kwargs)
+                    if failed is not None:
+                        HEALTH.recovered_at = time.time()
+                    return result
+                except Exception as e:
+                    if not _is_connection_error(e):
+                        raise
+                    failed = e
+                    if time.monotonic() + delay > deadline:
+                        raise TuningError(
+                            f"the study database {hide_password(self.course_url)} was unreachable for "
+                            f"{self.course_config.storage_timeout:.0f} s ({_first_line(e)}); this worker stops. "
+                            "Start it again when the server is back: it continues the study") from e
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.course_config.heartbeat_interval)
+        finally:
+            HEALTH.local.depth = 0
+
+    return call
+
+
+class RetryingRDBStorage(RDBStorage):
+    """RDBStorage whose every call retries (backoff, bounded by ``storage_timeout``) on a lost connection."""
+
+    def __init__(self, url: str, config: StorageConfig, **kwargs):
+        self.course_url, self.course_config = url, config
+        super().__init__(url, **kwargs)
+
+
+for _name, _method in list(vars(RDBStorage).items()):
+    if (callable(_method) and not isinstance(_method, (staticmethod, classmethod)) and not _name.startswith("__")
+            and _name != "__init__"):
+        setattr(RetryingRDBStorage, _name, _retrying(_method, _name))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def driver_advice(url: str, missing: str | None = None) -> str:
+    """What to install (or write) for ``url``'s database driver; ``missing``: the module that failed to import."""
+    scheme = urlsplit(url).scheme.lower()
+    dialect, _, driver = scheme.partition("+")
+    if dialect.startswith("postgres"):
+        if not driver and missing == "psycopg" and _installed("psycopg2"):
+            # SQLAlchemy 2.1 reads a plain postgresql:// as psycopg 3; the course installs psycopg2.
+            return ("this SQLAlchemy reads postgresql:// as psycopg 3, which is not installed; psycopg2 is: "
+                    "write postgresql+psycopg2://... (or pip install 'psycopg[binary]')")
+        if not driver and missing == "psycopg":
+            return "write postgresql+psycopg2://... and pip install '.[postgres]' (or pip install 'psycopg[binary]')"
+        return {"": "pip install psycopg2-binary (or pip install '.[postgres]')",
+                "psycopg2": "pip install psycopg2-binary (or pip install '.[postgres]')",
+                "psycopg": "pip install 'psycopg[binary]'", "pg8000": "pip install pg8000"}.get(
+            driver, f"pip install the {driver} driver")
+    if dialect in ("mysql", "mariadb"):
+        if not driver and _installed("pymysql"):
+            return "write mysql+pymysql://... (pymysql is installed), or pip install mysqlclient"
+        return {"": "pip install mysqlclient, or write mysql+pymysql://... and pip install '.[mysql]'",
+                "pymysql": "pip install pymysql (or pip install '.[mysql]')",
+                "mysqldb": "pip install mysqlclient"}.get(driver, f"pip install the {driver} driver")
+    return f"install the SQLAlchemy driver for {scheme}://"
+
+
+def _missing_module(error: BaseException) -> str | None:
+    e: BaseException | None = error
+    while e is not None:
+        if isinstance(e, ImportError) and getattr(e, "name", None):
+            return e.name
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
+    deadline = time.monotonic() + config.storage_timeout
+    delay = 0.5
+    while True:
+        try:
+            # pool_pre_ping: lab servers drop idle connections; a worker that waited must reconnect.
+            return RetryingRDBStorage(url, config, engine_kwargs={"pool_pre_ping": True})
+        except ImportError as e:
+            missing = _missing_module(e)
+            raise TuningError(f"the database driver for {hide_password(url)} is missing (no module "
+                              f"{missing or '?'}): {driver_advice(url, missing)}") from e
+        except Exception as e:  # sqlalchemy errors: one line for the user
+            import sqlalchemy.exc as sa
+
+            bad_url = isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError, ValueError))  # URL parsing
+            if not (bad_url or isinstance(e, (sa.SQLAlchemyError, optuna.exceptions.StorageInternalError))):
+                raise  # not the database's answer: a bug, keep its traceback
+            if bad_url or "@" in _password(url):
+                raise TuningError(f"cannot open the study database {hide_password(url)}: {_first_line(e)}"
+                                  f"{_at_hint(url)}") from e
+            # Workers started together on an empty database race to create optuna's tables (the
+            # loser's CREATE fails once), and a server that is restarting refuses for a moment.
+            if time.monotonic() + delay > deadline:
+                raise TuningError(f"cannot open the study database {hide_password(url)} within "
+                                  f"{config.storage_timeout:.0f} s: {_first_line(e)}{_at_hint(url)}") from e
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
+
+
+def _password(url: str) -> str:
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    return userinfo.partition(":")[2]
+
+
+def _at_hint(url: str) -> str:
+    if "@" in _password(url):
+        return " (the password contains '@': write it URL-encoded as %40)"
+    return ""
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (a password may itself contain ``@`` or ``:``)."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        return str(url)
+    host_end = rest.find("/", rest.rfind("@") + 1)
+    netloc, path = (rest, "") if host_end < 0 else (rest[:host_end], rest[host_end:])
+    if "@" not in netloc:
+        return str(url)
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{path}"
+
+
+# --- choosing a storage -----------------------------------------------------------------------------
 
 def is_url(storage: str | Path | None) -> bool:
     return isinstance(storage, str) and "://" in storage
@@ -124,12 +419,19 @@ def journal_path(course_dir: str | Path, study_name: str) -> Path:
     return Path(course_dir) / STUDIES_DIR / f"{study_name}.journal"
 
 
+def _refuse_sqlite(where: str) -> None:
+    raise TuningError(f"{where}: SQLite on Drive or shared folders corrupts and locks (optuna#815); use a "
+                      ".journal file (one runtime at a time) or a database server URL for several workers")
+
+
 def open_storage(storage: str | Path | None, *, course_dir: str | Path | None = None, study_name: str | None = None,
                  config: StorageConfig | None = None) -> BaseStorage:
-    """A heartbeat-enabled storage for ``storage``: a database URL, a journal file path, or ``None``
-    for ``<course_dir>/studies/<study_name>.journal``."""
+    """A storage for ``storage``: a database URL, a journal file path, or ``None`` for
+    ``<course_dir>/studies/<study_name>.journal``. SQLite files and ``sqlite://`` URLs are refused."""
     config = config or StorageConfig.default()
     if is_url(storage):
+        if str(storage).lower().startswith("sqlite"):
+            _refuse_sqlite(hide_password(str(storage)))
         return _rdb_storage(str(storage), config)
     if storage is None:
         if course_dir is None or study_name is None:
@@ -137,43 +439,123 @@ def open_storage(storage: str | Path | None, *, course_dir: str | Path | None = 
         path = journal_path(course_dir, study_name)
     else:
         path = Path(storage).expanduser()
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        raise TuningError(f"{path}: SQLite files on Drive or shared folders corrupt and lock (optuna#815); "
-                          "use a .journal file, or a database server URL for several workers")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The lock file's grace period frees a lock left by a process killed while writing one line.
-    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path), grace_period=30))
-    return HeartbeatJournalStorage(backend, config)
+    if path.suffix.lower() in SQLITE_SUFFIXES:
+        _refuse_sqlite(str(path))
+    if path.is_dir():
+        raise TuningError(f"{path} is a folder; --storage takes a journal file, e.g. {path / 'study.journal'}, "
+                          "or a database URL")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = SafeJournalFileBackend(path)
+    except OSError as e:
+        raise TuningError(f"cannot use {path} as a study journal: {e.strerror or e}") from e
+    return JournalStorage(backend)
 
 
-def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
-    callback = _retry_callback(config)
-    # Renamed in optuna 4.9 (failed_trial_callback -> heartbeat_stale_trial_callback).
-    name = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback"
-            in inspect.signature(RDBStorage).parameters else "failed_trial_callback")
-    for attempt in range(3):
+# --- heartbeats -------------------------------------------------------------------------------------
+
+class Heartbeat:
+    """Beats for one running trial from a daemon thread (``trial.set_user_attr``, public API).
+
+    A beat that fails because the storage is unreachable is retried at the next interval; a beat that
+    finds the trial already finished (another worker declared it dead) marks this heartbeat ``lost``,
+    and :meth:`check` raises :class:`TrialLost` so the trial stops before writing anything more.
+    """
+
+    def __init__(self, trial: optuna.Trial, config: StorageConfig):
+        self.trial, self.config = trial, config
+        self.lost: str | None = None
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.number}", daemon=True)
+
+    def beat(self) -> None:
         try:
-            # pool_pre_ping: lab servers drop idle connections; a worker that waited must reconnect.
+            self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())
+            self.beats += 1
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.lost = (f"trial {self.trial.number} was declared dead by another worker (no heartbeat for "
+                         f"{self.config.grace_period:.0f} s) and is retried there")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.heartbeat_interval) and self.lost is None:
+            try:
+                self.beat()
+            except Exception:  # storage unreachable even after retries: try again at the next beat
+                continue
+
+    def check(self) -> None:
+        """Raise :class:`TrialLost` unless this worker still owns the trial (one synchronous beat)."""
+        if self.lost is None:
+            self.beat()
+        if self.lost is not None:
+            raise TrialLost(self.lost)
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.config.storage_timeout + self.config.heartbeat_interval)
+
+
+def _last_sign_of_life(trial: FrozenTrial) -> float | None:
+    beat = trial.user_attrs.get(HEARTBEAT_ATTR)
+    if beat is not None:
+        return float(beat)
+    start = trial.datetime_start
+    if start is None:
+        return None
+    # Optuna stores datetime.now(): local time without a zone; .timestamp() reads a naive value as local.
+    return start.timestamp() if start.tzinfo is None else start.astimezone().timestamp()
+
+
+def enqueue_retry(study: optuna.Study, trial: FrozenTrial, config: StorageConfig, reason: str) -> bool:
+    """Queue a new trial with ``trial``'s parameters that continues from its checkpoint (public API)."""
+    retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
+    if config.max_retry is not None and retries >= config.max_retry:
+        print(f"{study.study_name}: trial {trial.number} failed ({reason}); not retried "
+              f"(already retried {retries} times)")
+        return False
+    checkpoint = trial.user_attrs.get("checkpoint") or trial.user_attrs.get(RESUME_FROM_ATTR)
+    attrs = {RETRY_OF_ATTR: trial.number, RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}
+    if checkpoint:
+        attrs[RESUME_FROM_ATTR] = checkpoint
+    study.enqueue_trial(dict(trial.params), user_attrs=attrs)
+    return True
+
+
+def fail_stale_trials(study: optuna.Study, config: StorageConfig) -> list[int]:
+    """Mark FAIL each RUNNING trial silent for longer than the grace period and queue its retry.
+
+    Returns the numbers of the trials this worker failed. Exactly one worker wins each trial (the
+    storage refuses to finish a trial twice). Nothing is judged within a grace period after this
+    process saw the storage come back: the other workers' beats were failing too.
+    """
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    now = time.time()  # after the read: a read that waited out an outage has just set recovered_at
+    if now - HEALTH.recovered_at < config.grace_period:
+        return []
+    failed = []
+    for trial in running:
+        last = _last_sign_of_life(trial)
+        if last is None or now - last <= config.grace_period:
+            continue
+        reason = f"no heartbeat for {now - last:.0f} s (its worker died or froze)"
+        try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat arguments
-                return RDBStorage(url, engine_kwargs={"pool_pre_ping": True},
-                                  heartbeat_interval=config.heartbeat_interval, grace_period=config.grace_period,
-                                  **{name: callback})
-        except ImportError as e:
-            raise TuningError(f"the database driver is missing ({e}); for PostgreSQL: pip install psycopg2-binary") from e
-        except Exception as e:  # sqlalchemy.exc.OperationalError and friends: one line for the user
-            # Workers started together on an empty database race to create optuna's tables; the
-            # loser's CREATE fails once and succeeds on the next try. A server that is down fails thrice.
-            if attempt == 2:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise TuningError(f"cannot open the study database {hide_password(url)}: {first}") from e
-            time.sleep(1.0 + attempt)
-    raise AssertionError("unreachable")
+                warnings.simplefilter("ignore")  # optuna's note on telling FAIL without values
+                study.tell(trial.number, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError, RuntimeError):
+            continue  # another worker failed it first, or it finished meanwhile
+        failed.append(trial.number)
+        enqueue_retry(study, trial, config, reason)
+    return failed
 
 
-def hide_password(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
-
+# --- studies ------------------------------------------------------------------------------------------
 
 def canonical(identity: dict[str, Any]) -> dict[str, Any]:
     """``identity`` as it comes back from a storage (JSON types: tuples become lists)."""

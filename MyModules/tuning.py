@@ -6,8 +6,14 @@
 
 Each trial trains with ``fit`` in its own run folder, reports the test accuracy after every epoch
 (``trial.report``) and stops early when the pruner says so (``TrialPruned``). The checkpoint path is
-stored in the trial's ``user_attrs`` from the start, so pruned and failed trials have one too, and a
-trial retried after its worker died continues from that checkpoint instead of starting again.
+stored in the trial's ``user_attrs`` from the start, so pruned and failed trials have one too. A
+trial retried after its worker died (or after Ctrl-C) copies that checkpoint into *its own* folder
+and continues from it, reporting the whole history again, so a frozen worker that wakes up later
+writes only into the old attempt's folder and can never change the retry's results.
+
+Reproducible: the seed (``TrainConfig.seed``, ``--seed``) is set before each trial builds its model
+and data order, and :func:`study_for` seeds the sampler with it, so the same command on a fresh
+storage gives the same trials with the same values (on CPU; GPUs add their own nondeterminism).
 
 ``n_trials`` counts for the whole *study*: several workers (processes, Colab sessions, lab servers)
 on one database together finish exactly that many COMPLETE + PRUNED trials (see :func:`run_worker`).
@@ -18,10 +24,12 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import shlex
+import shutil
 import socket
+import sys
 import textwrap
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +41,26 @@ from optuna.trial import TrialState
 from torch import nn
 
 from . import env
+from .atomic import temp_path
 from .checkpoint import load_checkpoint
 from .data import Dataset, ImageSet
+from .errors import ConfigError, DivergenceError
 from .loader import make_loaders
 from .models import count_parameters
 from .search_space import SearchSpace, model_from_params, suggest_config, suggest_model
+from .seeding import seed_everything
 from .study_storage import (
+    FAIL_REASON_ATTR,
+    HEARTBEAT_ATTR,
+    RESUME_FROM_ATTR,
     STUDIES_DIR,
+    Heartbeat,
     StorageConfig,
+    TrialLost,
     TuningError,
     default_study_name,
+    enqueue_retry,
+    fail_stale_trials,
     hide_password,
     is_url,
     journal_path,
@@ -93,12 +111,28 @@ def trial_config(config: TrainConfig) -> TrainConfig:
 
 
 class PruningCallback(Callback):
-    """Report each epoch's test accuracy to the trial and stop the training when the pruner says so."""
+    """Report each epoch's test accuracy to the trial and stop the training when the pruner says so.
 
-    def __init__(self, trial: optuna.Trial):
+    ``history``: the rows of the checkpoint a retry continues from; they are reported first, so the
+    pruner compares the retry's whole curve with the others, without gaps. Before each report the
+    trial's claim is checked: a worker that another worker declared dead stops here (``TrialLost``).
+    """
+
+    def __init__(self, trial: optuna.Trial, history: list[dict[str, float]] = ()):
         self.trial = trial
+        self.history = list(history)
+
+    def on_train_begin(self, model: nn.Module, start_epoch: int, run_dir: Path | None) -> None:
+        for row in self.history:
+            if row["epoch"] < start_epoch:
+                self.trial.report(row["test_accuracy"], step=row["epoch"])
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], model: nn.Module) -> None:
+        try:
+            self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())  # fails once the trial is not ours any more
+        except optuna.exceptions.UpdateFinishedTrialError as e:
+            raise TrialLost(f"trial {self.trial.number} was declared dead by another worker and is retried "
+                            "there; this worker stops it") from e
         self.trial.report(metrics["test_accuracy"], step=epoch)
         if self.trial.should_prune():
             # fit has already saved this epoch's checkpoint: the pruned trial keeps its weights.
@@ -139,10 +173,17 @@ class Objective:
     suggest_config: Callable[[Any, TrainConfig], TrainConfig] | None = None
     build_model: Callable[[Any, int], nn.Module] | None = None
     progress: bool = False  # per-epoch lines from fit
+    tensorboard: bool = False  # TensorBoard logs per trial: point TensorBoard at runs_dir/<study name>
 
     def __post_init__(self):
         if self.space is None and (self.suggest_config is None or self.build_model is None):
             raise ValueError("without a SearchSpace, give both suggest_config and build_model")
+        if self.space is not None and self.build_model is None:
+            check_fits(self.space, self.dataset)
+
+    def run_dir(self, study_name: str, number: int) -> Path:
+        """The folder of one attempt: every trial (a retry too) writes only into its own."""
+        return Path(self.runs_dir) / study_name / f"trial-{number:04d}"
 
     def make_config(self, trial) -> TrainConfig:
         if self.suggest_config is not None:
@@ -174,25 +215,58 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = trial_config(self.make_config(trial))
+        seed_everything(config.seed)  # before the model: the same seed gives the same initial weights
         model = self.make_model(trial)
-        run_dir = Path(self.runs_dir) / trial.study.study_name / f"trial-{trial.number:04d}"
-        resume = False
-        inherited = trial.user_attrs.get("checkpoint")
-        if inherited and Path(inherited).exists():
-            # A retry of a trial whose worker died: same parameters, continue from its last epoch.
-            run_dir, resume = Path(inherited).parent, True
+        run_dir = self.run_dir(trial.study.study_name, trial.number)
+        history = _take_over(trial.user_attrs.get(RESUME_FROM_ATTR), run_dir)
         trial.set_user_attr("checkpoint", str(run_dir / CHECKPOINT_NAME))
         trial.set_user_attr("host", socket.gethostname())  # checkpoints are on this machine's disk
         trial.set_user_attr("num_parameters", count_parameters(model))
         data = trial_data(self.dataset)
         train_loader, test_loader = make_loaders(data, config.batch_size, self.device, augment=config.augment,
                                                  seed=config.seed)
-        result = fit(model, train_loader, test_loader, config, self.device, run_dir=run_dir, resume=resume,
-                     callbacks=[PruningCallback(trial)], progress=self.progress,
-                     info={"study": trial.study.study_name, "trial": trial.number, "params": trial.params})
+        callbacks: list[Callback] = [PruningCallback(trial, history)]
+        if self.tensorboard:
+            from .tb_logging import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(graph=False, histograms_every=0,
+                                               hparams={"trial": trial.number, **trial.params}))
+        try:
+            result = fit(model, train_loader, test_loader, config, self.device, run_dir=run_dir,
+                         resume=bool(history), callbacks=callbacks, progress=self.progress,
+                         info={"study": trial.study.study_name, "trial": trial.number, "params": trial.params})
+        except DivergenceError as e:
+            trial.set_user_attr(FAIL_REASON_ATTR, str(e))
+            raise
         accuracy = result.history[-1]["test_accuracy"]
         trial.set_user_attr("epochs", len(result.history))
         return accuracy
+
+
+def _take_over(checkpoint: str | None, run_dir: Path) -> list[dict[str, float]]:
+    """Copy an earlier attempt's checkpoint into this attempt's folder; its history (empty: start fresh)."""
+    if not checkpoint or not Path(checkpoint).exists():
+        return []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / CHECKPOINT_NAME
+    tmp = temp_path(target)
+    shutil.copyfile(checkpoint, tmp)  # a copy, then a rename: the old attempt may still be writing
+    tmp.replace(target)
+    return list(load_checkpoint(target)["history"])
+
+
+def max_conv_blocks(image_size: int) -> int:
+    """Conv blocks that fit an image ``image_size`` pixels high: each block halves it, down to 1 pixel."""
+    return max(int(image_size).bit_length() - 1, 0)
+
+
+def check_fits(space: SearchSpace, dataset: Dataset) -> None:
+    """Refuse, before any trial, a search space whose largest model does not fit the dataset's images."""
+    size = min(dataset.test.images.shape[-2:])
+    most = max_conv_blocks(size)
+    if space.conv_blocks[1] > most:
+        raise ConfigError(f"conv_blocks up to {space.conv_blocks[1]} do not fit {size}x{size} images: each "
+                          f"block halves them, so at most {most} blocks fit (e.g. --conv-blocks 1 {most})")
 
 
 def make_pruner(name: str = "median", **kwargs: Any) -> optuna.pruners.BasePruner:
@@ -246,17 +320,22 @@ class WorkerReport:
 
 def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,
                poll_seconds: float | None = None, timeout: float | None = None,
-               callbacks: tuple = (), verbose: bool = True) -> WorkerReport:
+               callbacks: tuple = (), verbose: bool = True, config: StorageConfig | None = None) -> WorkerReport:
     """Work on ``study`` until it holds ``n_trials`` COMPLETE + PRUNED trials (all workers together).
 
     Before each trial, trials of dead workers are failed and re-queued (heartbeat). When every
     remaining slot is taken by a RUNNING trial, this worker waits for them instead of leaving: if one
     of those workers dies, its retry still needs someone to run it. ``timeout`` (s) stops waiting and
     starting new trials after that long. Re-running after a lost runtime simply continues the study.
+
+    Each trial beats (``config``, default :meth:`StorageConfig.default`); Ctrl-C queues a retry of the
+    interrupted trial (same parameters, from its last checkpoint) before it stops this worker, so the
+    same command started again continues exactly there. A loss that became NaN/inf fails the trial
+    (``fail_reason``) and the search goes on.
     """
     n_trials = capped_trials(n_trials)
-    storage = study._storage
-    poll = poll_seconds or float(getattr(storage, "get_heartbeat_interval", lambda: 1)() or 1)
+    config = config or StorageConfig.default()
+    poll = poll_seconds or float(config.heartbeat_interval)
     start = time.perf_counter()
     run = waited = 0
     said_waiting = False
@@ -265,12 +344,15 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
         if _is_surplus(study, trial.number, n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
             raise SurplusTrial(f"trial {trial.number} is not needed: the study already has {n_trials} trials")
-        return objective(trial)
+        with Heartbeat(trial, config):
+            try:
+                return objective(trial)
+            except KeyboardInterrupt:
+                _queue_interrupted(study, trial, config)
+                raise
 
     while True:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study, config)
         counts = _count(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
         taken = finished + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
@@ -284,7 +366,18 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             time.sleep(poll)
             waited += poll
             continue
-        study.optimize(guarded, n_trials=1, catch=(SurplusTrial,), callbacks=list(callbacks), gc_after_trial=False)
+        _reseed(study)
+        try:
+            study.optimize(guarded, n_trials=1, catch=(SurplusTrial, TrialLost, DivergenceError),
+                           callbacks=list(callbacks), gc_after_trial=False)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+            # Telling our trial failed because another worker declared it dead and finished it
+            # (it runs the retry): that is the one fault to step over; anything else is a bug.
+            if not (isinstance(e, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a" in str(e)):
+                raise
+            if verbose:
+                print(f"{study.study_name}: this worker's trial was declared dead by another worker "
+                      f"(it was silent too long) and is retried there; going on")
         run += 1
     finished = sum(_count(study)[s] for s in FINISHED)
     seconds = time.perf_counter() - start
@@ -293,31 +386,63 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     return WorkerReport(run, seconds, finished, waited)
 
 
+class SeededSampler(optuna.samplers.TPESampler):
+    """TPE seeded from ``(seed, trials in the study)``: the same command on a fresh storage samples the
+    same trials, and a worker that joins or resumes a study does not repeat the first worker's draws."""
+
+    def __init__(self, seed: int, position: int = 0):
+        self.course_seed = seed
+        super().__init__(seed=(seed * 1_000_003 + position) % 2**32)
+
+
+def _reseed(study: optuna.Study) -> None:
+    if isinstance(study.sampler, SeededSampler):
+        study.sampler = SeededSampler(study.sampler.course_seed, len(study.get_trials(deepcopy=False)))
+
+
+def _queue_interrupted(study: optuna.Study, trial: optuna.Trial, config: StorageConfig) -> None:
+    """Ctrl-C inside a trial: queue its retry now; optuna marks this attempt FAIL when it re-raises."""
+    trial.set_user_attr(FAIL_REASON_ATTR, "interrupted (Ctrl-C / SIGINT)")
+    frozen = study.get_trials(deepcopy=False)[trial.number]
+    enqueue_retry(study, frozen, config, "interrupted (Ctrl-C / SIGINT)")
+
+
+def resume_command(argv: list[str] | None = None) -> str:
+    """The command that continues this worker's study: the same command again."""
+    return "python -m MyModules " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+
 def study_for(objective: Objective, *, course_dir: str | Path, storage: str | Path | None = None,
               study_name: str | None = None, prefix: str = "study", pruner: optuna.pruners.BasePruner | None = None,
               sampler: optuna.samplers.BaseSampler | None = None,
               config: StorageConfig | None = None) -> optuna.Study:
     """Open (or continue) the study for ``objective``: the default name comes from what it searches,
-    the default storage is ``<course_dir>/studies/<name>.journal``; a database URL shares it."""
+    the default storage is ``<course_dir>/studies/<name>.journal``; a database URL shares it.
+    The default sampler is TPE seeded with ``objective.base.seed``."""
     identity = objective.identity()
     name = study_name or default_study_name(identity, prefix)
     store = open_storage(storage, course_dir=course_dir, study_name=name, config=config)
+    if sampler is None:
+        sampler = SeededSampler(getattr(getattr(objective, "base", None), "seed", 0))
     return open_study(store, name, identity, direction="maximize", sampler=sampler, pruner=pruner)
 
 
 def tune(*, dataset: Dataset, device: torch.device | str, course_dir: str | Path, runs_dir: str | Path,
          n_trials: int, base: TrainConfig, space: SearchSpace, storage: str | Path | None = None,
          study_name: str | None = None, pruner: str = "median", timeout: float | None = None,
-         progress: bool = False) -> tuple[optuna.Study, WorkerReport]:
+         progress: bool = False, tensorboard: bool = False,
+         config: StorageConfig | None = None) -> tuple[optuna.Study, WorkerReport]:
     """One worker of the command line (``python -m MyModules tune``): open the study, run, write the table."""
     from .study_results import save_trials_csv
 
-    objective = Objective(dataset, device, Path(runs_dir), base=base, space=space, progress=progress)
+    config = config or StorageConfig.default()
+    objective = Objective(dataset, device, Path(runs_dir), base=base, space=space, progress=progress,
+                          tensorboard=tensorboard)
     study = study_for(objective, course_dir=course_dir, storage=storage, study_name=study_name,
-                      pruner=make_pruner(pruner))
+                      pruner=make_pruner(pruner), config=config)
     print(f"study {study.study_name} ({'database' if is_url(storage) else 'journal'}: "
           f"{hide_password(str(storage)) if is_url(storage) else storage or journal_path(course_dir, study.study_name)})")
-    report = run_worker(study, objective, n_trials, timeout=timeout)
+    report = run_worker(study, objective, n_trials, timeout=timeout, config=config)
     csv_path = save_trials_csv(study, Path(course_dir) / STUDIES_DIR / f"{study.study_name}-trials.csv")
     print(f"{describe(study)}; trials table: {csv_path}")
     return study, report

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 from optuna.trial import TrialState
-from pg_fixture import postgres_url  # noqa: F401  (pytest fixture)
+from pg_fixture import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
+from tuning_helpers import TINY, TINY_ARGS, counts, worker
 
 from MyModules import env, tuning
 from MyModules.__main__ import main
@@ -41,29 +40,12 @@ from MyModules.study_storage import (
 from MyModules.train import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-ROOT = Path(__file__).resolve().parents[1]
-# Small models so that worker processes finish their trials in a second or two.
-TINY = SearchSpace(widths=(8,), conv_blocks=(1, 2), layers_per_block=(1, 1), fc_layers=(0, 1), fc_units=(32,))
-TINY_ARGS = ["--widths", "8", "--conv-blocks", "1", "2", "--layers-per-block", "1", "1",
-             "--fc-layers", "0", "1", "--fc-units", "32", "--device", "cpu", "--epochs", "2"]
 
 
 @pytest.fixture(scope="module")
 def dataset():
     # Generated once here, before any worker process starts (they would all generate it at once).
     return load_dataset("cifar10", env.setup(verbose=False).data_dir)
-
-
-def counts(study: optuna.Study) -> dict[str, int]:
-    result = dict.fromkeys((s.name for s in TrialState), 0)
-    for t in study.get_trials(deepcopy=False):
-        result[t.state.name] += 1
-    return result
-
-
-def worker(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "MyModules", "tune", *TINY_ARGS, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 # --- search space -------------------------------------------------------------------------------
@@ -119,7 +101,7 @@ def test_sqlite_file_and_unreachable_server_end_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "journal" in err and len(err.splitlines()) == 1
     url = "postgresql+psycopg2://u:secret@127.0.0.1:1/x"
-    assert main(["tune", "--storage", url, "--course-dir", str(tmp_path), *TINY_ARGS]) == 2
+    assert main(["tune", "--storage", url, "--storage-timeout", "1", "--course-dir", str(tmp_path), *TINY_ARGS]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot open the study database" in err and "secret" not in err and len(err.splitlines()) == 1
 
@@ -156,7 +138,7 @@ def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, d
     assert {"value", "duration_s", "checkpoint", "params", "param_lr"} <= set(table.columns)
     csv = pd.read_csv(save_trials_csv(again, tmp_path / "t.csv"))
     assert list(csv["value"]) == pytest.approx(list(table["value"]))
-    assert {"history", "slice", "intermediate"} <= set(plot_study(again))
+    assert {"history", "parallel", "slice", "intermediate"} <= set(plot_study(again))
 
 
 def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
@@ -209,12 +191,12 @@ def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path,
     c = counts(study)
     assert c["RUNNING"] == 0 and c["WAITING"] == 0 and c["COMPLETE"] + c["PRUNED"] == 3, (c, out)
     assert study.trials[killed.number].state == TrialState.FAIL
-    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
     assert retry.state in tuning.FINISHED and retry.params == killed.params
     # The retry continued the dead trial's run from its checkpoint, keeping epoch 1's report.
-    assert retry.user_attrs["checkpoint"] == killed.user_attrs["checkpoint"]
+    assert retry.user_attrs["resume_from"] == killed.user_attrs["checkpoint"]
     assert retry.intermediate_values[1] == killed.intermediate_values[1]
-    assert f"resuming {Path(killed.user_attrs['checkpoint']).parent.name} after epoch" in out
+    assert f"resuming trial-{retry.number:04d} after epoch" in out  # in its own folder
     print(f"killed in trial {killed.number} after epoch {max(killed.intermediate_values)}; retried as trial "
           f"{retry.number} ({retry.state.name}, {retry.duration.total_seconds():.1f} s); final {c}")
 

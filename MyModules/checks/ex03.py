@@ -129,18 +129,34 @@ def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device |
     from ..tuning import evaluate_trial_model
 
     require_defined(fn, "load_best")
+    if not isinstance(study, optuna.Study):
+        fail(f"study が Optuna の study ではありません ({type(study).__name__})。",
+             "tuning.study_for(...) で作った study を渡してください。")
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         fail("この study にはまだ完了した試行がありません。", "上の探索 (run_worker) のセルを先に実行してください。")
     result = call_student(fn, study, dataset.num_classes, what="load_best(study, num_classes)")
     if not (isinstance(result, tuple) and len(result) == 2):
         fail("load_best は (best, model) の 2 つを返してください。")
     best, model = result
+    if not isinstance(best, optuna.trial.FrozenTrial):
+        fail(f"1 つ目の戻り値 best が試行 (FrozenTrial) ではありません ({type(best).__name__})。",
+             "best = tuning.best_trial(study) をそのまま返します。")
     require_defined(model, "model")
     if not isinstance(model, nn.Module):
         fail(f"model が nn.Module ではありません ({type(model).__name__})。")
     if best.number != study.best_trial.number:
         fail(f"返した試行 #{best.number} は最良の試行 #{study.best_trial.number} ではありません。",
              "tuning.best_trial(study) (または study.best_trial) を使います。")
+    path = best.user_attrs.get("checkpoint")
+    if path:
+        from ..checkpoint import load_checkpoint
+
+        saved = call_student(load_checkpoint, path, what="最良の試行のチェックポイントの読み込み")["model"]
+        mine = model.state_dict()
+        if set(mine) != set(saved) or any(not torch.equal(mine[k].cpu(), saved[k].cpu()) for k in saved):
+            fail("モデルの重みが最良の試行のチェックポイントと違います (学習前の重みのままです)。",
+                 "state = load_checkpoint(best.user_attrs['checkpoint']) の state['model'] を "
+                 "model.load_state_dict(...) で読み込んでください。")
     device = torch.device(device)
     accuracy = call_student(evaluate_trial_model, model.to(device), dataset, device, what="読み込んだモデルの評価")
     # Exact on CPU; on a GPU, cuDNN may pick other kernels than during training.
