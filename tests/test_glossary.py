@@ -1,7 +1,8 @@
 """The course text follows docs/glossary.md: one Japanese term per concept.
 
 The table in the glossary is the single source: its "使わない表記" column lists the variants
-this test looks for in docs/*.md and in the Markdown cells of every notebook. Code spans and code
+this test looks for in docs/*.md, in the Markdown cells of every notebook and in the self-check
+messages (MyModules/checks/*.py). Code spans and code
 blocks are not prose and are skipped; a variant that is part of an allowed compound (the fourth
 column: 混合精度 contains 精度) is fine.
 
@@ -69,6 +70,8 @@ def course_texts() -> dict[str, str]:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         texts[str(path.relative_to(ROOT))] = "\n\n".join(
             "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    for path in sorted((ROOT / "MyModules" / "checks").glob("*.py")):  # the messages students read
+        texts[str(path.relative_to(ROOT))] = path.read_text(encoding="utf-8")
     return texts
 
 
