@@ -305,3 +305,27 @@ def test_power_of_two_passes(capsys):
 ])
 def test_power_of_two_wrong_answers(student, match):
     fails(check.power_of_two_function, student, match=match)
+
+
+# --- no raw exception reaches the student ------------------------------------------------------------
+
+
+def test_a_crashing_backward_inside_a_block_becomes_a_check_failure():
+    broken_sign = function(lambda ctx, x: torch.where(x >= 0, 1.0, -1.0), lambda ctx, g: ctx.saved_tensors[0])
+
+    class BrokenSign(nn.Module):
+        def forward(self, x):
+            return broken_sign.apply(x)
+
+    def make(cin, cout, frac=7):
+        return nn.Sequential(*block("conv", "pool", "bn")(cin, cout, frac), BrokenSign())
+
+    fails(check.binary_block, make, match="backward")
+
+
+def test_quantized_layer_without_a_quantizer_attribute():
+    class NoQuantizer(nn.Conv2d):
+        def __init__(self, *args, quantizer=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    fails(check.quantized_layers, NoQuantizer, quant.QuantizedLinear, match="self.quantizer")

@@ -147,7 +147,8 @@ def swish_function(fn_cls) -> None:
         fail("SwishFunction の beta の勾配が違います。",
              "d/dbeta = x * x * s * (1 - s) です。beta は1つの数なので、grad_output を掛けてから .sum() で"
              "beta と同じ形 (スカラー) にまとめます。")
-    passed = torch.autograd.gradcheck(fn_cls.apply, (x.detach().requires_grad_(), beta), raise_exception=False)
+    passed = call_student(torch.autograd.gradcheck, fn_cls.apply, (x.detach().requires_grad_(), beta),
+                          raise_exception=False, what="gradcheck (SwishFunction)")
     if not passed:
         fail("torch.autograd.gradcheck (float64 の数値微分との比較) が通りませんでした。",
              "forward の中で float32 に変換していませんか? 入力の型のまま計算してください。")
@@ -175,7 +176,7 @@ def int8_function(fn_cls) -> None:
         else:
             hint = "forward は torch.clamp(torch.round(x), -128, 127) です。"
         fail(f"Int8InFloatFunction の forward が違います: {wrong}。", hint)
-    nan_out = fn_cls.apply(torch.tensor([float("nan")]))
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), what="Int8InFloatFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
              "torch.clamp は NaN をそのまま通します。NaN を数に変えてしまうと、学習が壊れたことに気づけません。")
@@ -280,6 +281,9 @@ def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
         fail(f"{name} の forward が self.weight そのものを書き換えています。",
              "量子化した重みは新しい変数 (w = self.quantizer(self.weight)) に入れてください。"
              "self.weight は float のまま残し (shadow weight)、optimizer はそれを少しずつ更新します。")
+    if not isinstance(getattr(layer, "quantizer", None), nn.Module):
+        fail(f"{name} に self.quantizer (nn.Module) がありません。",
+             "__init__ の self.quantizer = quantizer if quantizer is not None else Int8InFloat(frac=7) を消していませんか。")
     quantized = reference(x, layer.quantizer(layer.weight.detach()))
     plain = reference(x, layer.weight.detach())
     if out.shape != quantized.shape:
@@ -291,7 +295,7 @@ def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
     if not torch.allclose(out, quantized, atol=1e-5):
         fail(f"{name} の出力が、量子化した重みで計算した値と違います。",
              "bias はそのまま、重みだけ self.quantizer(self.weight) に置き換えて、親と同じ計算をしてください。")
-    out.sum().backward()
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
     if layer.weight.grad is None or not bool(layer.weight.grad.abs().sum() > 0):
         fail(f"{name} の weight に勾配が届きません。",
              "量子化は .apply を使う Function (STE) で行い、.detach() や torch.no_grad() を使わないでください。")
@@ -424,7 +428,7 @@ def binary_block(make_block: Callable[..., nn.Module]) -> None:
     if not values <= {-1.0, 1.0}:
         fail(f"binary_block の出力が ±1 ではありません (例: {sorted(values)[:5]})。",
              "最後に BinarySign (BinarySignFunction.apply) を置いてください。ReLU ではありません。")
-    out.sum().backward()
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
     if x.grad is None or not bool(x.grad.abs().sum() > 0):
         fail("binary_block の入力まで勾配が届きません。",
              "BinarySignFunction の backward (STE) で勾配が通るはずです。.detach() を使っていませんか?")
@@ -463,7 +467,7 @@ def binary_fc_block(make_block: Callable[..., nn.Module]) -> None:
     if linear.bias is not None:
         fail("binary_fc_block の QuantizedLinear に bias があります。",
              "BatchNorm1d のずらし (β) が bias の代わりになるので、bias=False にします (パラメータの無駄を省く)。")
-    out.sum().backward()
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
     if x.grad is None or not bool(x.grad.abs().sum() > 0):
         fail("binary_fc_block の入力まで勾配が届きません。", "BinarySign の STE で勾配が通るはずです。.detach() を使っていませんか?")
     ok("binary_fc_block: QuantizedLinear → BatchNorm1d → ±1、出力 (B, fout)、勾配も入力まで届きます。")
@@ -554,7 +558,8 @@ def ternary_function(fn_cls) -> None:
             hint = ("x >= threshold なら +1、x <= -threshold なら -1、その間 (|x| < threshold) は 0 です。"
                     "torch.where を 2 回重ねると書けます。")
         fail(f"TernaryFunction の forward が違います: {wrong}。", hint)
-    nan_out = fn_cls.apply(torch.tensor([float("nan")]), TERNARY_THRESHOLD)
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), TERNARY_THRESHOLD,
+                           what="TernaryFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
              "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。NaN を数に変えると、学習が壊れたことに気づけません。")
@@ -599,7 +604,7 @@ def power_of_two_function(fn_cls) -> None:
         else:
             hint = "forward は sign(x) × 2^round(log2|x|) です。torch.log2, torch.round, torch.exp2 を使います。"
         fail(f"PowerOfTwoFunction の forward が違います: {wrong}。", hint)
-    nan_out = fn_cls.apply(torch.tensor([float("nan")]), *args)
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), *args, what="PowerOfTwoFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
              "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。")
