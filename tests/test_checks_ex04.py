@@ -329,3 +329,13 @@ def test_quantized_layer_without_a_quantizer_attribute():
             super().__init__(*args, **kwargs)
 
     fails(check.quantized_layers, NoQuantizer, quant.QuantizedLinear, match="self.quantizer")
+
+
+def test_docs04_torch_clamp_gives_zero_gradient_exactly_at_the_ends(capsys):
+    """docs/04 says so (and the fixed-point check accepts either value there): pinned for torch upgrades."""
+    x = torch.tensor([-8.0, 7.0, 0.0, -8.5], requires_grad=True)
+    torch.clamp(x, -8, 7).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 0.0]
+    check.fixed_point(fixed_point_answer)  # clamp's convention at the ends
+    check.fixed_point(quant.FixedPointFunction.apply)  # the course's convention (ends inside)
+    assert capsys.readouterr().out.count("✅") == 2
