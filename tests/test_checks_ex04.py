@@ -339,3 +339,28 @@ def test_docs04_torch_clamp_gives_zero_gradient_exactly_at_the_ends(capsys):
     check.fixed_point(fixed_point_answer)  # clamp's convention at the ends
     check.fixed_point(quant.FixedPointFunction.apply)  # the course's convention (ends inside)
     assert capsys.readouterr().out.count("✅") == 2
+
+
+# --- a third wrong answer for the sign and layer blanks ---------------------------------------------
+
+
+def sign_forward(ctx, x):
+    ctx.save_for_backward(x)
+    return torch.where(x >= 0, 1.0, -1.0)
+
+
+@pytest.mark.parametrize("forward, backward, match", [
+    (sign_forward, lambda ctx, g: g, "backward が違います"),  # STE without the |x| <= 1 window
+    (lambda ctx, x: (ctx.save_for_backward(x), (x >= 0).float())[1], lambda ctx, g: g, "forward が違います"),  # 0/1
+    (sign_forward, lambda ctx, g: g * 0, "backward が違います"),  # sign's true derivative
+])
+def test_sign_wrong_answers(forward, backward, match):
+    fails(check.binary_sign, function(forward, backward), match=match)
+
+
+def test_quantized_layer_that_detaches_the_quantised_weight():
+    class Detaches(quant.QuantizedConv2d):
+        def forward(self, x):
+            return self._conv_forward(x, self.quantizer(self.weight).detach(), self.bias)
+
+    fails(check.quantized_layers, Detaches, quant.QuantizedLinear, match="勾配が届きません")
