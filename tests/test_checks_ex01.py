@@ -477,3 +477,46 @@ def test_vgg11_without_relu():
             return self.classifier(torch.flatten(self.features(x), 1))
 
     fails(check.vgg11, NoRelu, match="ReLU を忘れていませんか")
+
+
+def test_functional_max_pool_is_a_right_answer(capsys):
+    def forward(self, x):  # F.max_pool2d instead of an nn.MaxPool2d module
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    check.bn_net(with_forward(forward))
+
+    class FunctionalVGG(nn.Module):
+        def __init__(self, config, num_classes=10):
+            super().__init__()
+            self.config = config
+            layers, cin = [], 3
+            for item in config:
+                if item != "M":
+                    layers += [nn.Conv2d(cin, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)]
+                    cin = item
+            self.layers = nn.ModuleList(layers)
+            self.classifier = nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            convs = iter(self.layers)
+            for item in self.config:
+                if item == "M":
+                    x = F.max_pool2d(x, 2)
+                else:
+                    conv, norm = next(convs), next(convs)
+                    x = F.relu(norm(conv(x)))
+            return self.classifier(torch.flatten(x, 1))
+
+    check.vgg11(FunctionalVGG)
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+def test_missing_pool_is_still_rejected():
+    def forward(self, x):  # one pool only: Linear(4096) then gets 16*16*64 numbers
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.pool(F.relu(self.bn2(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    fails(check.bn_net, with_forward(forward), match="Linear(in_features=4096)")

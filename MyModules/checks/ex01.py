@@ -189,6 +189,13 @@ def _check_batchnorm(layers: list[Layer], model: nn.Module, name: str) -> None:
                  "nn.BatchNorm2d(c) の c は直前の Conv2d の out_channels と同じにします。")
 
 
+def _functional_pools(layers: list[Layer], conv_sizes: list[int], features: int) -> bool:
+    """True when no pooling module ran but the sizes show the pools happened (``F.max_pool2d``)."""
+    convs, linears = _of(layers, nn.Conv2d), _of(layers, nn.Linear)
+    return (not _of(layers, nn.MaxPool2d) and [c.input_shape[2] for c in convs] == conv_sizes
+            and bool(linears) and linears[0].input_shape[1:] == (features,))
+
+
 def _check_activations(layers: list[Layer], name: str) -> None:
     """A ReLU (module or F.relu) runs before every conv but the first and before every Linear after the first."""
     convs, linears = _of(layers, nn.Conv2d), _of(layers, nn.Linear)
@@ -277,7 +284,7 @@ def _check_wide_convs(layers: list[Layer], name: str) -> None:
             fail(f"{i} 番目の畳み込みのカーネルが {conv.kernel_size[0]}×{conv.kernel_size[1]} です。5×5 にしてください。",
                  "nn.Conv2d(入力ch, 出力ch, 5, padding=2)")
     pools = _of(layers, nn.MaxPool2d)
-    if len(pools) != 2:
+    if len(pools) != 2 and not _functional_pools(layers, [32, 16], 64 * 8 * 8):
         fail(f"{name} の forward で使われたプーリングが {len(pools)} 回です。2 回のはずです。",
              "各畳み込み (+ ReLU) の後に 1 回ずつ nn.MaxPool2d(2, 2) を通します: 32→16→8。")
 
@@ -382,7 +389,13 @@ def vgg11(model_class: Any) -> None:
         fail(f"畳み込みの出力チャンネル数が {channels} です。{want_channels} のはずです。",
              "次の畳み込みの in_channels は、前の畳み込みの out_channels です (最初は 3)。")
     pools = _of(layers, nn.MaxPool2d)
-    if len(pools) != 5:
+    sizes, side = [], IMAGE[1]
+    for item in config:
+        if item == "M":
+            side //= 2
+        else:
+            sizes.append(side)
+    if len(pools) != 5 and not _functional_pools(layers, sizes, 512 * side * side):
         fail(f"forward で使われたプーリングが {len(pools)} 個です。5 個のはずです。",
              'config の "M" ごとに nn.MaxPool2d(2, 2) を 1 つ作ります。')
     _check_batchnorm(layers, model, name)
