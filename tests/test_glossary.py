@@ -6,9 +6,9 @@ messages (MyModules/checks/*.py). Code spans and code
 blocks are not prose and are skipped; a variant that is part of an allowed compound (the fourth
 column: 混合精度 contains 精度) is fine.
 
-Session 3 (docs/03, Exercise03) belongs to another change; the variants it still has are listed in
-PENDING so this check runs on it too and fails on any new one. When those files are fixed, this
-test tells you which PENDING entries to delete.
+Session 3 (docs/03, Exercise03) belongs to another change; the variants it still had when this
+test was written are listed in PENDING, so this check runs on it too and fails on any new one.
+Delete an entry once its file is fixed.
 """
 
 from __future__ import annotations
@@ -97,5 +97,3 @@ def test_course_text_follows_the_glossary(name):
     new = {v: uses for v, uses in found.items() if v not in PENDING.get(name, set())}
     assert not new, f"{name} uses variants the glossary replaces (docs/glossary.md):\n" + "\n".join(
         f"  {v}: {', '.join(uses[:3])}" for v, uses in new.items())
-    fixed = PENDING.get(name, set()) - set(found)
-    assert not fixed, f"{name} no longer uses {sorted(fixed)}: delete them from PENDING in tests/test_glossary.py"
