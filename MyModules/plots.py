@@ -34,11 +34,10 @@ JAPANESE_FONT = "IPAexGothic"  # shipped by matplotlib-fontja (IPA Font License)
 
 
 def use_japanese_font() -> bool:
-    """Let matplotlib draw Japanese text: IPAexGothic first, the previous sans-serif fonts after it.
+    """Let matplotlib draw Japanese text: the default sans-serif fonts first, IPAexGothic after them.
 
     The font file comes with the ``matplotlib-fontja`` wheel (a dependency of the course), so Colab
-    and a local install get the same glyphs without system fonts. Glyphs IPAexGothic lacks (e.g.
-    emoji) fall back to the next font in the list. Returns False, changing nothing, when the package
+    and a local install get the same glyphs without system fonts. Returns False, changing nothing, when the package
     is missing (then Japanese labels show as boxes: ``pip install matplotlib-fontja``).
     """
     try:
@@ -46,9 +45,11 @@ def use_japanese_font() -> bool:
     except ImportError:
         return False
     font_manager.fontManager.addfont(get_font_ttf_path())
-    fallback = [f for f in plt.rcParams["font.sans-serif"] if f != JAPANESE_FONT]
-    plt.rcParams["font.family"] = "sans-serif"
-    plt.rcParams["font.sans-serif"] = [JAPANESE_FONT, *fallback]
+    # Last in the list: Latin text keeps the default font (figures stay as committed), and only the
+    # glyphs the default font lacks (Japanese) come from IPAexGothic (matplotlib's per-glyph fallback).
+    latin = [f for f in plt.rcParams["font.sans-serif"] if f != JAPANESE_FONT]
+    plt.rcParams["font.sans-serif"] = [*latin, JAPANESE_FONT]
+    plt.rcParams["font.family"] = [*latin[:1], JAPANESE_FONT]  # fallback needs the families named here
     return True
 
 
