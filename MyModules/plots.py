@@ -8,8 +8,10 @@
 * :func:`plot_feature_maps`        one layer's output channels for one image
 
 Images are the datasets' uint8 ``(N, 3, H, W)`` tensors, shown as they are; the model gets them
-normalised (:func:`predict` does it). Labels on the plots are English (class names), so they
-render with matplotlib's default font everywhere. Every ``plot_*`` returns the ``Figure``.
+normalised (:func:`predict` does it). The labels this module writes are English; class names and
+students' own titles may be Japanese, so importing this module calls :func:`use_japanese_font`
+(IPAexGothic from the ``matplotlib-fontja`` package, the same wheel in Colab and locally).
+Every ``plot_*`` returns the ``Figure``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib import font_manager
 from torch import nn
 
 from .hooks import activations_for, find_module, first_conv_name
@@ -27,6 +30,30 @@ from .loader import normalize
 from .metrics import confusion_matrix, normalize_rows, per_class_accuracy
 
 RIGHT, WRONG = "#1a9850", "#d73027"  # title colours of correct and wrong predictions
+JAPANESE_FONT = "IPAexGothic"  # shipped by matplotlib-fontja (IPA Font License)
+
+
+def use_japanese_font() -> bool:
+    """Let matplotlib draw Japanese text: the default sans-serif fonts first, IPAexGothic after them.
+
+    The font file comes with the ``matplotlib-fontja`` wheel (a dependency of the course), so Colab
+    and a local install get the same glyphs without system fonts. Returns False, changing nothing, when the package
+    is missing (then Japanese labels show as boxes: ``pip install matplotlib-fontja``).
+    """
+    try:
+        from matplotlib_fontja import get_font_ttf_path  # importing it also sets font.family
+    except ImportError:
+        return False
+    font_manager.fontManager.addfont(get_font_ttf_path())
+    # Last in the list: Latin text keeps the default font (figures stay as committed), and only the
+    # glyphs the default font lacks (Japanese) come from IPAexGothic (matplotlib's per-glyph fallback).
+    latin = [f for f in plt.rcParams["font.sans-serif"] if f != JAPANESE_FONT]
+    plt.rcParams["font.sans-serif"] = [*latin, JAPANESE_FONT]
+    plt.rcParams["font.family"] = [*latin[:1], JAPANESE_FONT]  # fallback needs the families named here
+    return True
+
+
+use_japanese_font()
 
 
 # ----------------------------------------------------------------------------------------------

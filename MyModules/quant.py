@@ -72,8 +72,9 @@ class Swish(nn.Module):
 class Int8InFloatFunction(torch.autograd.Function):
     """Forward: ``clamp(round(x), -128, 127)``, still float. Backward: pass where ``-128 <= x <= 127``.
 
-    The backward is rounding's STE times clamp's own derivative (as ``torch.clamp``'s backward,
-    the ends are inside): ``grad * 1[-128 <= x <= 127]``; 0 outside and at NaN.
+    The backward is rounding's STE times clamp's derivative with both ends inside (a course rule:
+    ``torch.clamp``'s own backward gives 0 exactly at the ends in torch 2.14, docs/04):
+    ``grad * 1[-128 <= x <= 127]``; 0 outside and at NaN.
     """
 
     @staticmethod

@@ -330,3 +330,193 @@ def test_probe_leaves_the_students_model_unchanged():
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(check._of(layers, nn.Conv2d)) == 8
+
+
+# --- wrong answers that used to pass, or that reached the student as an English library error -------
+
+
+class WideForward(WideAttr):
+    """WideAttr with a different forward (F.relu, so the hooks see no ReLU module)."""
+
+    def __init__(self, num_classes=10, **kwargs):
+        super().__init__(num_classes, batch_norm=True, **kwargs)
+
+
+def with_forward(forward, base=WideForward, **init):
+    return type("Student", (base,), {"forward": forward,
+                                     "__init__": lambda self, num_classes=10: base.__init__(self, num_classes, **init)})
+
+
+def test_bn_net_batchnorm_after_functional_relu_is_rejected():
+    def forward(self, x):  # conv -> F.relu -> bn: the hooks see conv, bn (no ReLU module)
+        x = self.pool(self.bn1(F.relu(self.conv1(x))))
+        x = self.pool(self.bn2(F.relu(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    message = fails(check.bn_net, with_forward(forward), match="ReLU が先に計算されています")
+    assert "F.relu(self.bn1(self.conv1(x)))" in message
+
+
+def test_bn_net_pool_before_batchnorm_is_rejected():
+    def forward(self, x):
+        x = F.relu(self.bn1(self.pool(self.conv1(x))))
+        x = F.relu(self.bn2(self.pool(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    fails(check.bn_net, with_forward(forward), match="直後が BatchNorm2d ではなく MaxPool2d")
+
+
+def test_bn_net_batchnorm1d_after_a_conv_gets_a_japanese_hint():
+    class OneDAfterConv(WideForward):
+        def __init__(self, num_classes=10):
+            super().__init__(num_classes)
+            self.bn1 = nn.BatchNorm1d(32)
+
+    message = fails(check.bn_net, OneDAfterConv, match="nn.BatchNorm2d を使います")
+    assert "BatchNorm1d(32)" in message
+
+
+def test_bn_net_wrong_num_features_gets_a_japanese_hint():
+    class Wrong(WideForward):
+        def __init__(self, num_classes=10):
+            super().__init__(num_classes)
+            self.bn2 = nn.BatchNorm2d(32)  # copied from bn1: conv2 gives 64 channels
+
+    message = fails(check.bn_net, Wrong, match="num_features=32) に 64 チャンネルの入力")
+    assert "ヒント" in message
+
+
+@pytest.mark.parametrize("checker, batch_norm", [(check.wide_net, False), (check.bn_net, True)])
+def test_forgotten_functional_relu_is_rejected(checker, batch_norm):
+    def forward(self, x):  # no F.relu after the first block
+        x = self.pool(self.bn1(self.conv1(x)))
+        x = self.pool(F.relu(self.bn2(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    student = type("NoRelu", (WideAttr,), {"forward": forward, "__init__": lambda self, num_classes=10:
+                                           WideAttr.__init__(self, num_classes, batch_norm=batch_norm)})
+    fails(checker, student, match="2 番目の畳み込みに負の値")
+
+
+def test_wide_net_forgotten_relu_between_linears():
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        return self.fc2(self.fc1(torch.flatten(x, 1)))
+
+    student = type("NoFcRelu", (WideAttr,), {"forward": forward})
+    fails(check.wide_net, student, match="2 番目の全結合層に負の値")
+
+
+def test_vgg11_in_channels_not_updated_gets_a_japanese_hint():
+    class StaleChannels(nn.Module):
+        def __init__(self, config, num_classes=10):
+            super().__init__()
+            layers = []
+            for item in config:
+                if item == "M":
+                    layers.append(nn.MaxPool2d(2, 2))
+                else:  # in_channels stays 3: the classic loop mistake
+                    layers += [nn.Conv2d(3, item, 3, padding=1, bias=False), nn.BatchNorm2d(item), nn.ReLU()]
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.features(x), 1))
+
+    message = fails(check.vgg11, StaleChannels, match="in_channels = c と更新する")
+    assert "64 チャンネルの入力" in message
+
+
+def test_vgg11_batchnorm1d_gets_a_japanese_hint():
+    fails(check.vgg11, make_vgg(norm=nn.BatchNorm1d), match="nn.BatchNorm2d を使います")
+
+
+def test_vgg11_relu_before_batchnorm_functional():
+    class ReluFirst(nn.Module):
+        def __init__(self, config, num_classes=10):
+            super().__init__()
+            self.convs, self.norms, self.pool_after = nn.ModuleList(), nn.ModuleList(), []
+            cin = 3
+            for item in config:
+                if item == "M":
+                    self.pool_after[-1] = True
+                    continue
+                self.convs.append(nn.Conv2d(cin, item, 3, padding=1, bias=False))
+                self.norms.append(nn.BatchNorm2d(item))
+                self.pool_after.append(False)
+                cin = item
+            self.classifier = nn.Linear(512, num_classes)
+            self.pool = nn.MaxPool2d(2, 2)
+
+        def forward(self, x):
+            for conv, norm, pool in zip(self.convs, self.norms, self.pool_after):
+                x = norm(F.relu(conv(x)))
+                if pool:
+                    x = self.pool(x)
+            return self.classifier(torch.flatten(x, 1))
+
+    fails(check.vgg11, ReluFirst, match="ReLU が先に計算されています")
+
+
+def test_vgg11_without_relu():
+    class NoRelu(nn.Module):
+        def __init__(self, config, num_classes=10):
+            super().__init__()
+            layers, cin = [], 3
+            for item in config:
+                if item == "M":
+                    layers.append(nn.MaxPool2d(2, 2))
+                else:
+                    layers += [nn.Conv2d(cin, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)]
+                    cin = item
+            self.features = nn.Sequential(*layers)
+            self.classifier = nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(self.features(x), 1))
+
+    fails(check.vgg11, NoRelu, match="ReLU を忘れていませんか")
+
+
+def test_functional_max_pool_is_a_right_answer(capsys):
+    def forward(self, x):  # F.max_pool2d instead of an nn.MaxPool2d module
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    check.bn_net(with_forward(forward))
+
+    class FunctionalVGG(nn.Module):
+        def __init__(self, config, num_classes=10):
+            super().__init__()
+            self.config = config
+            layers, cin = [], 3
+            for item in config:
+                if item != "M":
+                    layers += [nn.Conv2d(cin, item, 3, padding=1, bias=False), nn.BatchNorm2d(item)]
+                    cin = item
+            self.layers = nn.ModuleList(layers)
+            self.classifier = nn.Linear(512, num_classes)
+
+        def forward(self, x):
+            convs = iter(self.layers)
+            for item in self.config:
+                if item == "M":
+                    x = F.max_pool2d(x, 2)
+                else:
+                    conv, norm = next(convs), next(convs)
+                    x = F.relu(norm(conv(x)))
+            return self.classifier(torch.flatten(x, 1))
+
+    check.vgg11(FunctionalVGG)
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+def test_missing_pool_is_still_rejected():
+    def forward(self, x):  # one pool only: Linear(4096) then gets 16*16*64 numbers
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.pool(F.relu(self.bn2(self.conv2(x))))
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
+
+    fails(check.bn_net, with_forward(forward), match="Linear(in_features=4096)")

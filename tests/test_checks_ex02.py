@@ -119,3 +119,115 @@ def test_most_confused_passes(capsys):
 ])
 def test_most_confused_names_the_mistake(wrong, match):
     fails(check.most_confused, wrong, match=match)
+
+
+# --- extension: images, PR curves, projector --------------------------------------------------------
+
+
+def unnormalize(images, mean, std):
+    mean = torch.tensor(mean).view(1, -1, 1, 1)
+    std = torch.tensor(std).view(1, -1, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
+def right_images(writer, images, mean, std, step):
+    writer.add_images("examples", unnormalize(images, mean, std), step)
+
+
+def test_log_images_passes(capsys):
+    check.log_images(right_images)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda w, x, m, s, step: w.add_images("examples", x, step), "正規化したまま"),
+    (lambda w, x, m, s, step: w.add_images("examples", unnormalize(x, m, s) * 255, step), "1 を超えて"),
+    (lambda w, x, m, s, step: [w.add_image(f"img/{i}", im, step) for i, im in enumerate(unnormalize(x, m, s))],
+     "add_images です"),
+    (lambda w, x, m, s, step: w.add_images("examples", ((x - torch.tensor(m).view(1, 3, 1, 1))
+                                                        / torch.tensor(s).view(1, 3, 1, 1)).clamp(0, 1), step),
+     "一致しません"),
+    (lambda w, x, m, s, step: w.add_images("examples", unnormalize(x, m, s)), "step"),
+])
+def test_log_images_wrong_answers(wrong, match):
+    fails(check.log_images, wrong, match=match)
+
+
+def right_pr(writer, probs, labels, classes, step):
+    for i, name in enumerate(classes):
+        writer.add_pr_curve(f"pr/{name}", labels == i, probs[:, i], step)
+
+
+def test_log_pr_curves_passes(capsys):
+    check.log_pr_curves(right_pr)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda w, p, y, c, s: [w.add_pr_curve(f"pr/{n}", y == i, torch.log(p[:, i]), s) for i, n in enumerate(c)],
+     "logits"),
+    (lambda w, p, y, c, s: [w.add_pr_curve(f"pr/{n}", y, p[:, i], s) for i, n in enumerate(c)], "labels == i"),
+    (lambda w, p, y, c, s: w.add_pr_curve("pr", y, p, s), "1 クラス 1 本"),
+    (lambda w, p, y, c, s: [w.add_pr_curve(f"pr/{i}", y == i, p[:, i], s) for i in range(len(c))], "クラス名"),
+    (lambda w, p, y, c, s: [w.add_pr_curve(f"pr/{n}", p[:, i], y == i, s) for i, n in enumerate(c)], "labels"),
+])
+def test_log_pr_curves_wrong_answers(wrong, match):
+    fails(check.log_pr_curves, wrong, match=match)
+
+
+def right_embedding(writer, features, labels, classes, images, mean, std, step):
+    writer.add_embedding(torch.flatten(features, 1), metadata=[classes[i] for i in labels.tolist()],
+                         label_img=unnormalize(images, mean, std), global_step=step)
+
+
+def test_log_embedding_passes(capsys):
+    check.log_embedding(right_embedding)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda w, f, y, c, x, m, s, step: w.add_embedding(f, metadata=[c[i] for i in y.tolist()],
+                                                       label_img=unnormalize(x, m, s), global_step=step),
+     "torch.flatten(features, 1)"),
+    (lambda w, f, y, c, x, m, s, step: w.add_embedding(f.flatten(1), metadata=y.tolist(),
+                                                       label_img=unnormalize(x, m, s), global_step=step), "クラス名"),
+    (lambda w, f, y, c, x, m, s, step: w.add_embedding(f.flatten(1), metadata=c,
+                                                       label_img=unnormalize(x, m, s), global_step=step), "6 個"),
+    (lambda w, f, y, c, x, m, s, step: w.add_embedding(f.flatten(1), metadata=[c[i] for i in y.tolist()],
+                                                       label_img=x, global_step=step), "label_img"),
+    (lambda w, f, y, c, x, m, s, step: w.add_embedding(f.flatten(1), [c[i] for i in y.tolist()],
+                                                       unnormalize(x, m, s)), "global_step=step"),
+])
+def test_log_embedding_wrong_answers(wrong, match):
+    fails(check.log_embedding, wrong, match=match)
+
+
+def test_extension_answers_work_with_the_real_summary_writer(tmp_path):
+    """The model answers above run against torch's SummaryWriter (what the notebook uses)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from MyModules import tb_logging
+
+    raw, images = check._example_batch(6)
+    probs = torch.softmax(torch.randn(6, 3), dim=1)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    with SummaryWriter(tmp_path) as writer:
+        right_images(writer, images, check._MEAN, check._STD, 1)
+        right_pr(writer, probs, labels, ["cat", "dog", "bird"], 1)
+        right_embedding(writer, torch.randn(6, 4, 2, 2), labels, ["cat", "dog", "bird"], images, check._MEAN,
+                        check._STD, 1)
+    assert tb_logging.has_events(tmp_path)
+    assert list(tmp_path.rglob("projector_config.pbtxt")) or list(tmp_path.rglob("metadata.tsv"))
+
+
+def test_activation_hook_saving_the_input_is_named():
+    def make_hook(store, name):
+        def hook(module, inputs, output):
+            store[name] = inputs[0].detach().clone()
+        return hook
+
+    fails(check.activation_hook, make_hook, match="inputs[0]")
+
+
+def test_most_confused_ignoring_k_is_named():
+    fails(check.most_confused, lambda c, cl, k: right_confused(c, cl, 5), match="k 組")

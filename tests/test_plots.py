@@ -186,3 +186,38 @@ def test_filters_and_feature_maps_show_every_channel(dataset):
     assert len([ax for ax in fig.axes if ax.images]) == 1 + 16  # the input and conv2's 16 channels
     with pytest.raises(ValueError, match="conv-like"):
         plot_feature_maps(model, dataset.test.images[0], dataset.mean, dataset.std, layer="fc1")
+
+
+# --- Japanese text ---------------------------------------------------------------------------------
+
+
+def _glyph_warnings(family=None) -> list[str]:
+    """Draw a figure with Japanese title, labels and legend; the missing-glyph warnings matplotlib gave."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [0, 1], label="学習 (train)")
+    ax.set_title("正解率と損失", family=family)
+    ax.set_xlabel("エポック", family=family)
+    ax.legend()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    plt.close(fig)
+    return [str(w.message) for w in caught if "missing from font" in str(w.message)]
+
+
+def test_japanese_labels_render_without_missing_glyphs():
+    from MyModules import plots
+
+    assert plots.use_japanese_font()
+    assert _glyph_warnings() == []
+
+
+def test_the_glyph_check_sees_missing_glyphs_in_a_latin_only_font():
+    from MyModules import plots  # noqa: F401 - the course font is set, but DejaVu Sans is asked for by name
+
+    missing = _glyph_warnings(family="DejaVu Sans")
+    assert missing and all("CJK UNIFIED IDEOGRAPH" in m or "KATAKANA" in m or "HIRAGANA" in m for m in missing), missing

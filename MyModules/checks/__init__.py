@@ -50,3 +50,38 @@ def require_defined(value: Any, name: str) -> None:
     if value is None or value is Ellipsis:
         fail(f"{name} がまだ設定されていません ({value!r} のままです)。",
              f"TODO の部分で {name} を作ってください。")
+
+
+def layer_mismatch(module: Any, input_shape: tuple[int, ...]) -> str | None:
+    """Japanese words for why ``module`` cannot take an input of ``input_shape``, or None.
+
+    Covers the layer-size mistakes students make most (the library's own message is English and
+    names no line of their code): BatchNorm1d on images, BatchNorm2d or Conv2d whose channel count
+    is not the one coming in, Linear whose ``in_features`` is not what the previous layer gives.
+    """
+    from torch import nn
+
+    name = type(module).__name__
+    dims = len(input_shape)
+    if isinstance(module, nn.BatchNorm1d) and dims == 4:
+        return (f"{name}({module.num_features}) に画像の形 {input_shape} (B, C, H, W) が入っています。"
+                "画像 (畳み込みの出力) には nn.BatchNorm2d を使います。BatchNorm1d は全結合層の出力 (B, 特徴数) 用です。")
+    if isinstance(module, nn.BatchNorm2d) and dims == 2:
+        return (f"{name}({module.num_features}) に全結合層の出力の形 {input_shape} (B, 特徴数) が入っています。"
+                "全結合層 (nn.Linear) の後には nn.BatchNorm1d を使います。BatchNorm2d は画像 (B, C, H, W) 用です。")
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and dims >= 2 and input_shape[1] != module.num_features:
+        return (f"{name}(num_features={module.num_features}) に {input_shape[1]} チャンネルの入力が入っています。"
+                f"num_features は直前の層の出力チャンネル数 (Conv2d の out_channels、Linear の out_features) と"
+                f"同じ {input_shape[1]} にします。")
+    if isinstance(module, nn.Conv2d) and dims == 4 and input_shape[1] != module.in_channels:
+        return (f"Conv2d(in_channels={module.in_channels}, out_channels={module.out_channels}) に "
+                f"{input_shape[1]} チャンネルの入力が入っています。in_channels は直前の畳み込みの out_channels "
+                "(最初の層だけは RGB の 3) です。ループで層を作るときは、層を 1 つ足すたびに "
+                "in_channels = c と更新するのを忘れていませんか。")
+    if isinstance(module, nn.Linear) and dims > 2:
+        return (f"Linear に {input_shape} の {dims} 次元のまま入っています。"
+                "torch.flatten(x, 1) で (B, C×H×W) に平らにするのを忘れていませんか。")
+    if isinstance(module, nn.Linear) and dims == 2 and input_shape[1] != module.in_features:
+        return (f"Linear(in_features={module.in_features}) に {input_shape[1]} 個の数が入ってきました。"
+                "in_features は直前の (チャンネル数 × 高さ × 幅) と同じにします。")
+    return None

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..models import VGG, VGG_CONFIGS, WideNet, count_parameters
-from . import call_student, fail, ok, require_defined
+from . import call_student, fail, layer_mismatch, ok, require_defined
 
 BATCH = 2  # images in the probe batch: >1 so BatchNorm in training mode would work too
 IMAGE = (3, 32, 32)  # CIFAR-10 image (C, H, W)
@@ -33,6 +33,8 @@ class Layer:
     module: nn.Module
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
+    input: torch.Tensor | None = None  # copies, taken as the layer ran (an inplace ReLU later
+    output: torch.Tensor | None = None  # cannot change them): F.relu between layers shows up here
 
 
 def _build(model_class: Any, name: str, *args: Any, num_classes: int = 10) -> nn.Module:
@@ -64,7 +66,8 @@ def _trace(model: nn.Module, name: str) -> tuple[list[Layer], torch.Tensor | Non
 
     def hook(module, inputs, output):
         if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
-            layers.append(Layer(module, tuple(inputs[0].shape), tuple(output.shape)))
+            layers.append(Layer(module, tuple(inputs[0].shape), tuple(output.shape),
+                                inputs[0].detach().clone(), output.detach().clone()))
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves] + [m.register_forward_pre_hook(pre_hook)
@@ -75,20 +78,17 @@ def _trace(model: nn.Module, name: str) -> tuple[list[Layer], torch.Tensor | Non
     output = None
     try:
         with torch.no_grad():
-            output = model(torch.zeros(BATCH, *IMAGE))
+            # random images (fixed seed): a ReLU written as F.relu shows as values >= 0 between layers
+            output = model(torch.randn(BATCH, *IMAGE, generator=torch.Generator().manual_seed(0)))
     except NotImplementedError:
         fail(f"{name} の forward はまだ書かれていません (NotImplementedError)。",
              "TODO の行を消して forward を書き、クラスのセルをもう一度実行してください。")
     except Exception as e:  # noqa: BLE001 - the student's crash becomes a hint below
         error = f"{type(e).__name__}: {e}"
-        if entered and isinstance(entered[-1][0], nn.Linear):
-            linear, shape = entered[-1]
-            if len(shape) > 2:
-                error += (f"\n   (Linear に {shape} の 4 次元のまま入っています。"
-                          "torch.flatten(x, 1) で (B, C×H×W) に平らにするのを忘れていませんか)")
-            elif shape[-1] != linear.in_features:
-                error += (f"\n   (Linear(in_features={linear.in_features}) に {shape[-1]} 個の数が"
-                          "入ってきました)")
+        if entered:
+            explained = layer_mismatch(*entered[-1])
+            if explained:
+                error = f"{explained}\n   (PyTorch のエラー: {error})"
     finally:
         for h in handles:
             h.remove()
@@ -122,7 +122,9 @@ def _check_runs(layers: list[Layer], output: torch.Tensor | None, error: str | N
     if error is not None:
         shrunk = _shrinking_conv(layers)
         hint = "エラーメッセージの最後の行を読んで、各層の入出力の形を確かめてください。"
-        if shrunk is not None:
+        if "(PyTorch のエラー:" in error:  # layer_mismatch named the layer and the fix
+            hint = "上に書いた層の引数 (__init__ の中) を直し、クラスのセルを実行し直してから確認してください。"
+        elif shrunk is not None:
             hint = (f"畳み込みで {_size(shrunk.input_shape)} → {_size(shrunk.output_shape)} に縮んでいます。"
                     f"padding を忘れていませんか。{padding_hint}")
         elif "mat1 and mat2" in error or "shapes cannot be multiplied" in error:
@@ -172,10 +174,39 @@ def _check_batchnorm(layers: list[Layer], model: nn.Module, name: str) -> None:
             after = type(following.module).__name__ if following else "何もない"
             fail(f"{i + 1} 番目の畳み込みの直後が BatchNorm2d ではなく {after} です。",
                  "順番は 畳み込み → BatchNorm2d → ReLU → (プーリング) です。すべての畳み込みの後に入れてください。")
+        if not torch.equal(following.input, conv.output):
+            if torch.equal(following.input, torch.relu(conv.output)):
+                fail(f"{i + 1} 番目の畳み込みと BatchNorm2d の間で ReLU が先に計算されています "
+                     "(BatchNorm2d に入る値が 0 以上だけです)。",
+                     "順番は 畳み込み → BatchNorm2d → ReLU です: F.relu(self.bn1(self.conv1(x))) のように、"
+                     "ReLU は BatchNorm の外側に書きます。")
+            fail(f"{i + 1} 番目の畳み込みの出力が、そのまま BatchNorm2d に入っていません "
+                 f"(間に別の計算があります。形 {conv.output_shape} → {following.input_shape})。",
+                 "BatchNorm2d は畳み込みの直後です: self.bn1(self.conv1(x))。プーリングや ReLU はその後です。")
         if following.module.num_features != conv.module.out_channels:
             fail(f"{i + 1} 番目の BatchNorm2d の num_features が {following.module.num_features} ですが、"
                  f"直前の畳み込みの出力チャンネル数は {conv.module.out_channels} です。",
                  "nn.BatchNorm2d(c) の c は直前の Conv2d の out_channels と同じにします。")
+
+
+def _functional_pools(layers: list[Layer], conv_sizes: list[int], features: int) -> bool:
+    """True when no pooling module ran but the sizes show the pools happened (``F.max_pool2d``)."""
+    convs, linears = _of(layers, nn.Conv2d), _of(layers, nn.Linear)
+    return (not _of(layers, nn.MaxPool2d) and [c.input_shape[2] for c in convs] == conv_sizes
+            and bool(linears) and linears[0].input_shape[1:] == (features,))
+
+
+def _check_activations(layers: list[Layer], name: str) -> None:
+    """A ReLU (module or F.relu) runs before every conv but the first and before every Linear after the first."""
+    convs, linears = _of(layers, nn.Conv2d), _of(layers, nn.Linear)
+    for kind, later, hint in (
+            ("畳み込み", convs[1:], "各畳み込み (BatchNorm があればその後) に F.relu(...) か nn.ReLU() を通してください。"),
+            ("全結合層", linears[1:], "全結合層の間にも F.relu(...) を入れます (最後の Linear の後には入れません)。")):
+        for layer in later:
+            if layer.input is not None and bool((layer.input < 0).any()):
+                position = (convs if kind == "畳み込み" else linears).index(layer) + 1
+                fail(f"{name} の {position} 番目の{kind}に負の値が入っています。その前の ReLU を忘れていませんか。",
+                     hint + " ReLU がないと、層を重ねても 1 つの線形変換と同じになってしまいます。")
 
 
 def _check_num_classes(model_class: Any, name: str, *args: Any) -> None:
@@ -253,7 +284,7 @@ def _check_wide_convs(layers: list[Layer], name: str) -> None:
             fail(f"{i} 番目の畳み込みのカーネルが {conv.kernel_size[0]}×{conv.kernel_size[1]} です。5×5 にしてください。",
                  "nn.Conv2d(入力ch, 出力ch, 5, padding=2)")
     pools = _of(layers, nn.MaxPool2d)
-    if len(pools) != 2:
+    if len(pools) != 2 and not _functional_pools(layers, [32, 16], 64 * 8 * 8):
         fail(f"{name} の forward で使われたプーリングが {len(pools)} 回です。2 回のはずです。",
              "各畳み込み (+ ReLU) の後に 1 回ずつ nn.MaxPool2d(2, 2) を通します: 32→16→8。")
 
@@ -266,6 +297,7 @@ def wide_net(model_class: Any) -> None:
     _check_runs(layers, output, error, name, 10, _PADDING_HINT_5)
     _check_conv_count(layers, model, name, 2, "Net と同じく畳み込みは 2 層です (広くするだけ)。")
     _check_wide_convs(layers, name)
+    _check_activations(layers, name)
     if _of(layers, nn.BatchNorm2d):
         fail(f"{name} に BatchNorm2d が入っています。", "BatchNorm はこの次の MyBNNet で入れます。ここでは入れません。")
     count = _parameter_difference(
@@ -288,6 +320,7 @@ def bn_net(model_class: Any) -> None:
     _check_conv_count(layers, model, name, 2, "MyWideNet と同じ 2 層の畳み込みに BatchNorm を足します。")
     _check_wide_convs(layers, name)
     _check_batchnorm(layers, model, name)
+    _check_activations(layers, name)
     count = _parameter_difference(
         model, WideNet(batch_norm=True), name,
         "MyWideNet と同じ層に、nn.BatchNorm2d(32) と nn.BatchNorm2d(64) を足したものです "
@@ -356,10 +389,17 @@ def vgg11(model_class: Any) -> None:
         fail(f"畳み込みの出力チャンネル数が {channels} です。{want_channels} のはずです。",
              "次の畳み込みの in_channels は、前の畳み込みの out_channels です (最初は 3)。")
     pools = _of(layers, nn.MaxPool2d)
-    if len(pools) != 5:
+    sizes, side = [], IMAGE[1]
+    for item in config:
+        if item == "M":
+            side //= 2
+        else:
+            sizes.append(side)
+    if len(pools) != 5 and not _functional_pools(layers, sizes, 512 * side * side):
         fail(f"forward で使われたプーリングが {len(pools)} 個です。5 個のはずです。",
              'config の "M" ごとに nn.MaxPool2d(2, 2) を 1 つ作ります。')
     _check_batchnorm(layers, model, name)
+    _check_activations(layers, name)
     count = _parameter_difference(
         model, VGG(config, batch_norm=True), name,
         "畳み込みは 3×3 で 8 層、それぞれに BatchNorm2d、最後は nn.Linear(512, num_classes) 1 つです。",

@@ -112,6 +112,11 @@ def activation_hook(make_hook) -> None:
     if torch.allclose(saved, expected.clamp_min(0)) and not torch.allclose(saved, expected):
         fail("保存した値に負の数がありません: 次の ReLU(inplace=True) に上書きされています。",
              "output.detach() は同じメモリを見ています。.clone() でコピーを取ってください。")
+    with torch.no_grad():
+        conv_output = model.features[0][0](x)  # what went INTO the BatchNorm
+    if saved.shape == conv_output.shape and torch.allclose(saved, conv_output, atol=1e-6):
+        fail("保存した値が層の入力 (inputs[0]) です。層の出力を保存してください。",
+             "hook(module, inputs, output) の 3 番目の引数 output が層の出力です。inputs は入力のタプルです。")
     if not torch.allclose(saved, expected, atol=1e-6):
         fail("保存した値が層の出力と一致しません。", "store[name] = output.detach().clone() としてください。")
     ok("フックが層の出力のコピーを保存しました (inplace ReLU にも上書きされません)。")
@@ -164,6 +169,9 @@ def most_confused(fn) -> None:
     if answer == expected:
         ok(f"いちばん混同されている組: {expected[0][0]} → {expected[0][1]} ({expected[0][2]} 枚)")
         return
+    if len(answer) != 3:
+        fail(f"most_confused(confusion, classes, 3) が {len(answer)} 組を返しました。k 組 (ここでは 3 組) にしてください。",
+             "並べ替えたリストの先頭 k 個 ([:k]) を返します。k=5 のように数を直接書いていませんか。")
     if any(t == p for t, p, _ in answer):
         fail("対角成分 (正しく分類できた数) が入っています。", "i == j のマスは飛ばしてください。")
     if answer == [(p, t, c) for t, p, c in expected]:
@@ -171,3 +179,174 @@ def most_confused(fn) -> None:
     if sorted(answer, key=lambda r: -r[2]) != answer:
         fail("件数の多い順に並んでいません。", "sorted(..., key=lambda r: r[2], reverse=True) などで並べ替えます。")
     fail(f"答えが違います: {answer}", "対角以外のマスを件数の多い順に k 個、(classes[i], classes[j], 件数) で返します。")
+
+
+# --- extension: images, PR curves and the embedding projector --------------------------------------
+
+
+class _ExtensionWriter:
+    """Stands in for SummaryWriter: remembers add_image(s), add_pr_curve and add_embedding calls."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, dict]] = []
+
+    def add_images(self, tag, img_tensor, global_step=None, walltime=None, dataformats="NCHW"):
+        self.calls.append(("add_images", {"tag": tag, "values": torch.as_tensor(img_tensor), "step": global_step,
+                                          "dataformats": dataformats}))
+
+    def add_image(self, tag, img_tensor, global_step=None, walltime=None, dataformats="CHW"):
+        self.calls.append(("add_image", {"tag": tag, "values": torch.as_tensor(img_tensor), "step": global_step,
+                                         "dataformats": dataformats}))
+
+    def add_pr_curve(self, tag, labels, predictions, global_step=None, num_thresholds=127, weights=None,
+                     walltime=None):
+        self.calls.append(("add_pr_curve", {"tag": str(tag), "labels": torch.as_tensor(labels),
+                                            "predictions": torch.as_tensor(predictions), "step": global_step}))
+
+    def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
+                      metadata_header=None):
+        self.calls.append(("add_embedding", {"mat": torch.as_tensor(mat), "metadata": metadata,
+                                             "label_img": label_img, "step": global_step, "tag": tag}))
+
+    def __getattr__(self, name):  # add_scalar and friends: accepted, ignored
+        return lambda *args, **kwargs: None
+
+    def named(self, method: str) -> list[dict]:
+        return [kwargs for name, kwargs in self.calls if name == method]
+
+
+_MEAN, _STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+
+def _example_batch(n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and the same images normalised as the loaders give them."""
+    from ..loader import normalize
+
+    raw = torch.randint(0, 256, (n, 3, 8, 8), generator=torch.Generator().manual_seed(5), dtype=torch.uint8)
+    return raw, normalize(raw, _MEAN, _STD)
+
+
+def _as_unit_images(values: torch.Tensor) -> torch.Tensor:
+    return values.detach().cpu().double()
+
+
+def log_images(fn) -> None:
+    """``fn(writer, images, mean, std, step)``: the normalised batch back in [0, 1], one add_images call."""
+    raw, images = _example_batch()
+    writer = _ExtensionWriter()
+    call_student(fn, writer, images, _MEAN, _STD, 3, what="log_images")
+    singles, batches = writer.named("add_image"), writer.named("add_images")
+    if singles and not batches:
+        fail(f"add_image が {len(singles)} 回呼ばれています。バッチ (B, 3, H, W) をまとめて記録するのは add_images です。",
+             "writer.add_images(タグ, 画像のバッチ, step) を 1 回呼びます (add_image は画像 1 枚 (3, H, W) 用)。")
+    if not batches:
+        fail("writer.add_images が一度も呼ばれていません。", "writer.add_images(\"examples\", 画像, step) と書きます。")
+    call = batches[-1]
+    if call["step"] != 3:
+        fail(f"step に {call['step']!r} が渡されました。引数の step (ここでは 3) を渡してください。",
+             "writer.add_images(tag, images, step) の 3 番目の引数です。")
+    values = _as_unit_images(call["values"])
+    expected = raw.double() / 255
+    if values.shape != expected.shape:
+        fail(f"記録した画像の形が {tuple(values.shape)} です。{tuple(expected.shape)} (B, 3, H, W) のまま渡してください。",
+             "add_images の既定の形は NCHW です。permute や [0] は要りません。")
+    if bool((values < 0).any()):
+        fail("記録した画像に負の値があります: 正規化したままの画像です。",
+             "ローダーの画像は (x - mean) / std されています。x * std + mean で元に戻してから記録します "
+             "(std と mean は .view(1, 3, 1, 1) の形にして掛け・足します)。")
+    if bool((values > 1.0 + 1e-6).any()):
+        fail(f"記録した画像の値が 1 を超えています (最大 {values.max().item():.1f})。float の画像は 0〜1 で渡します。",
+             "255 を掛けずに、正規化を戻した 0〜1 の値をそのまま (.clamp(0, 1) して) 渡してください。")
+    if not torch.allclose(values, expected, atol=1e-4):
+        fail("記録した画像が元の画像と一致しません。", "戻し方は x * std + mean です (割るのではなく掛けます)。"
+             "チャンネルごとの値なので .view(1, 3, 1, 1) で形を合わせます。")
+    ok("正規化を戻した 0〜1 の画像のバッチが、add_images で記録されました (IMAGES タブに出ます)。")
+
+
+def log_pr_curves(fn) -> None:
+    """``fn(writer, probs, labels, classes, step)``: one PR curve per class, one-vs-rest, probabilities."""
+    classes = ["cat", "dog", "bird"]
+    gen = torch.Generator().manual_seed(6)
+    probs = torch.softmax(torch.randn(12, 3, generator=gen), dim=1)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0, 1, 2, 2, 1])
+    writer = _ExtensionWriter()
+    call_student(fn, writer, probs, labels, classes, 4, what="log_pr_curves")
+    curves = writer.named("add_pr_curve")
+    if not curves:
+        fail("writer.add_pr_curve が一度も呼ばれていません。",
+             "for i, name in enumerate(classes): の中で writer.add_pr_curve(タグ, labels == i, probs[:, i], step) を呼びます。")
+    if len(curves) != len(classes):
+        fail(f"PR 曲線が {len(curves)} 本です。クラスの数 ({len(classes)}) だけ、1 クラス 1 本ずつ書きます。",
+             "PR 曲線は「そのクラスか、それ以外か」の 2 択の曲線なので、クラスごとに描きます。")
+    for i, (call, name) in enumerate(zip(curves, classes)):
+        if name not in call["tag"]:
+            fail(f"{i} 番目の PR 曲線のタグ {call['tag']!r} にクラス名 {name!r} が入っていません。",
+                 "f\"pr/{name}\" のように classes[i] をタグに入れると、TensorBoard でどのクラスか分かります。")
+        if call["step"] != 4:
+            fail(f"step に {call['step']!r} が渡されました。引数の step (ここでは 4) を渡してください。",
+                 "writer.add_pr_curve(tag, labels, predictions, step) の 4 番目の引数です。")
+        got_labels, predictions = call["labels"], call["predictions"]
+        if predictions.dim() != 1 or predictions.numel() != len(labels):
+            fail(f"{name} の predictions の形が {tuple(predictions.shape)} です。画像の数の 1 次元 ({len(labels)},) にします。",
+                 "probs[:, i] (クラス i の確率の列) を渡します。probs 全体ではありません。")
+        if bool((got_labels.double() > 1).any()):
+            fail(f"{name} の labels にクラス番号 (0〜{len(classes) - 1}) がそのまま入っています。",
+                 "PR 曲線の labels は「このクラスか」の True/False です: labels == i を渡します。")
+        if not torch.equal(got_labels.bool(), labels == i):
+            fail(f"{name} の labels が labels == {i} になっていません。",
+                 "i 番目の曲線には、i 番目のクラスかどうか (labels == i) を渡します。"
+                 "labels と predictions の順番 (add_pr_curve(tag, labels, predictions, step)) も確かめてください。")
+        if not torch.allclose(predictions.double(), probs[:, i].double(), atol=1e-6):
+            hint = ("softmax の前のスコア (logits) ではなく、確率 (0〜1) を渡します: probs[:, i]。"
+                    if bool((predictions < 0).any() or (predictions > 1).any()) else
+                    f"predictions には probs[:, {i}] (クラス {name} の確率) を渡します。")
+            fail(f"{name} の predictions がクラス {name} の確率ではありません。", hint)
+    ok(f"{len(classes)} クラスの PR 曲線 (そのクラスか否か × そのクラスの確率) が記録されました (PR CURVES タブ)。")
+
+
+def log_embedding(fn) -> None:
+    """``fn(writer, features, labels, classes, images, mean, std, step)``: the projector's three inputs."""
+    classes = ["cat", "dog", "bird"]
+    raw, images = _example_batch(6)
+    features = torch.randn(6, 4, 2, 2, generator=torch.Generator().manual_seed(7))  # a conv block's output
+    labels = torch.tensor([0, 1, 2, 2, 1, 0])
+    writer = _ExtensionWriter()
+    call_student(fn, writer, features, labels, classes, images, _MEAN, _STD, 5, what="log_embedding")
+    calls = writer.named("add_embedding")
+    if not calls:
+        fail("writer.add_embedding が一度も呼ばれていません。",
+             "writer.add_embedding(特徴, metadata=クラス名のリスト, label_img=画像, global_step=step) を 1 回呼びます。")
+    call = calls[-1]
+    mat = call["mat"]
+    if mat.dim() != 2:
+        fail(f"add_embedding に渡した特徴の形が {tuple(mat.shape)} です。(画像の数, 特徴の数) の 2 次元にします。",
+             "畳み込みの出力 (B, C, H, W) は torch.flatten(features, 1) で (B, C×H×W) にしてから渡します。")
+    if mat.shape != (6, 16) or not torch.allclose(mat.double(), features.flatten(1).double()):
+        fail(f"特徴の形が {tuple(mat.shape)} です。(6, 16) = features を flatten(1) したものを渡してください。",
+             "flatten(0) や view(-1) では画像の区切りが消えます。torch.flatten(features, 1) です。")
+    metadata = call["metadata"]
+    if metadata is None:
+        fail("metadata が渡されていません。点の色分けと検索に、画像ごとのクラス名を渡します。",
+             "metadata=[classes[i] for i in labels.tolist()] と書きます。")
+    metadata = list(metadata)
+    if len(metadata) != 6:
+        fail(f"metadata が {len(metadata)} 個です。画像 1 枚につき 1 個 (6 個) 必要です。",
+             "classes (クラスの一覧) ではなく、各画像のラベルをクラス名にしたリストを渡します。")
+    if [str(m) for m in metadata] != [classes[i] for i in labels.tolist()]:
+        hint = ("番号ではなくクラス名にすると、Projector で読みやすくなります: [classes[i] for i in labels.tolist()]。"
+                if [str(m) for m in metadata] == [str(i) for i in labels.tolist()] else
+                "各画像のラベルの番号をクラス名に直したリストです: [classes[i] for i in labels.tolist()]。")
+        fail(f"metadata が {metadata} です。", hint)
+    label_img = call["label_img"]
+    if label_img is None:
+        fail("label_img が渡されていません。点の代わりに画像の縮小版を表示するのに使います。",
+             "label_img=正規化を戻した画像 (0〜1) を渡します。")
+    label_img = torch.as_tensor(label_img).double()
+    if label_img.shape != raw.shape or bool((label_img < 0).any()) or not torch.allclose(
+            label_img, raw.double() / 255, atol=1e-4):
+        fail("label_img が元の画像 (0〜1、(B, 3, H, W)) になっていません。",
+             "log_images と同じく x * std + mean で正規化を戻し、.clamp(0, 1) した画像を渡します。")
+    if call["step"] != 5:
+        fail(f"global_step に {call['step']!r} が渡されました。引数の step (ここでは 5) を渡してください。",
+             "add_embedding(特徴, metadata=..., label_img=..., global_step=step) と step も渡します。")
+    ok("特徴 (画像の数 × 16)、クラス名、画像が add_embedding で記録されました (PROJECTOR タブ)。")

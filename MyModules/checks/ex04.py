@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import quant
-from . import call_student, fail, ok
+from . import call_student, fail, layer_mismatch, ok
 
 # Ties (.5), the ends of int8 (±128, ±127.5), ±0, tiny values and infinities.
 INT8_EDGES = [-float("inf"), -1e6, -200.0, -128.6, -128.5, -128.0, -127.5, -127.0, -2.5, -1.5, -0.5, -0.4,
@@ -84,6 +84,19 @@ def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_ou
         fail(f"{what} の backward でエラーになりました: {message.splitlines()[0]}",
              "backward(ctx, grad_output) は ctx.saved_tensors で保存した Tensor を取り出し、"
              "forward の入力と同じ形の勾配を return します。")
+    except (ValueError, IndexError) as e:
+        if "unpack" in str(e) and "got 0" in str(e) or isinstance(e, IndexError) and "tuple" in str(e):
+            fail(f"{what} の backward で ctx.saved_tensors が空です ({type(e).__name__}: {e})。",
+                 "forward で ctx.save_for_backward(x) を呼ぶのを忘れていませんか。backward で使う Tensor は"
+                 "forward の中で保存しておき、backward で (x,) = ctx.saved_tensors と取り出します。")
+        fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
+             "ctx.saved_tensors はタプルです: 1 つだけ保存したときも (x,) = ctx.saved_tensors と取り出します。")
+    except (TypeError, AttributeError) as e:
+        hint = "エラーメッセージの最後の行を読んで、ctx.save_for_backward / ctx.saved_tensors の使い方を確かめてください。"
+        if "tuple" in str(e):
+            hint = ("ctx.saved_tensors はタプルです。x = ctx.saved_tensors ではなく (x,) = ctx.saved_tensors "
+                    "(2 つなら x, beta = ctx.saved_tensors) と取り出してください。")
+        fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}", hint)
     except Exception as e:  # noqa: BLE001 - any crash in the student's backward becomes a hint
         fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
              "エラーメッセージの最後の行を読んで、ctx.save_for_backward / ctx.saved_tensors の使い方を確かめてください。")
@@ -134,7 +147,8 @@ def swish_function(fn_cls) -> None:
         fail("SwishFunction の beta の勾配が違います。",
              "d/dbeta = x * x * s * (1 - s) です。beta は1つの数なので、grad_output を掛けてから .sum() で"
              "beta と同じ形 (スカラー) にまとめます。")
-    passed = torch.autograd.gradcheck(fn_cls.apply, (x.detach().requires_grad_(), beta), raise_exception=False)
+    passed = call_student(torch.autograd.gradcheck, fn_cls.apply, (x.detach().requires_grad_(), beta),
+                          raise_exception=False, what="gradcheck (SwishFunction)")
     if not passed:
         fail("torch.autograd.gradcheck (float64 の数値微分との比較) が通りませんでした。",
              "forward の中で float32 に変換していませんか? 入力の型のまま計算してください。")
@@ -162,7 +176,7 @@ def int8_function(fn_cls) -> None:
         else:
             hint = "forward は torch.clamp(torch.round(x), -128, 127) です。"
         fail(f"Int8InFloatFunction の forward が違います: {wrong}。", hint)
-    nan_out = fn_cls.apply(torch.tensor([float("nan")]))
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), what="Int8InFloatFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
              "torch.clamp は NaN をそのまま通します。NaN を数に変えてしまうと、学習が壊れたことに気づけません。")
@@ -204,7 +218,19 @@ def int8_module(module_cls) -> None:
             fail(f"Int8InFloat(frac={frac}) の出力が違います: {wrong}。",
                  f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
                  f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
-        _backward(out, (x,), ("x",), torch.ones_like(x), f"Int8InFloat(frac={frac})")
+        grad_output = torch.linspace(1.0, 2.0, x.numel())
+        (grad_x,) = _backward(out, (x,), ("x",), grad_output, f"Int8InFloat(frac={frac})")
+        reference = x.detach().clone().requires_grad_()
+        (expected_grad,) = torch.autograd.grad(quant.Int8InFloat(frac)(reference), reference, grad_output)
+        if not bool(grad_x.abs().sum() > 0):
+            fail(f"Int8InFloat(frac={frac}) の勾配がすべて 0 です (Straight-Through Estimator が働いていません)。",
+                 "forward で torch.round / torch.clamp を直接使うと、round の微分 (ほぼどこでも 0) が使われます。"
+                 "上で作った Int8InFloatFunction.apply(x * 2.0**self.frac) を呼んでください。")
+        wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+        if wrong:
+            fail(f"Int8InFloat(frac={frac}) の勾配が違います: {wrong}。",
+                 "2**frac 倍 → Int8InFloatFunction.apply → 2**-frac 倍 の順にすると、範囲内の勾配は "
+                 "2**frac × 2**-frac = 1 になります。倍率の掛け忘れ・掛けすぎがないか確かめてください。")
     text = repr(call_student(module_cls, frac=6, what="Int8InFloat(frac=6)"))
     if "frac=6" not in text:
         fail(f"print(Int8InFloat(frac=6)) が {text} です。frac=6 が見えるようにしてください。",
@@ -255,6 +281,9 @@ def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
         fail(f"{name} の forward が self.weight そのものを書き換えています。",
              "量子化した重みは新しい変数 (w = self.quantizer(self.weight)) に入れてください。"
              "self.weight は float のまま残し (shadow weight)、optimizer はそれを少しずつ更新します。")
+    if not isinstance(getattr(layer, "quantizer", None), nn.Module):
+        fail(f"{name} に self.quantizer (nn.Module) がありません。",
+             "__init__ の self.quantizer = quantizer if quantizer is not None else Int8InFloat(frac=7) を消していませんか。")
     quantized = reference(x, layer.quantizer(layer.weight.detach()))
     plain = reference(x, layer.weight.detach())
     if out.shape != quantized.shape:
@@ -266,7 +295,7 @@ def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
     if not torch.allclose(out, quantized, atol=1e-5):
         fail(f"{name} の出力が、量子化した重みで計算した値と違います。",
              "bias はそのまま、重みだけ self.quantizer(self.weight) に置き換えて、親と同じ計算をしてください。")
-    out.sum().backward()
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
     if layer.weight.grad is None or not bool(layer.weight.grad.abs().sum() > 0):
         fail(f"{name} の weight に勾配が届きません。",
              "量子化は .apply を使う Function (STE) で行い、.detach() や torch.no_grad() を使わないでください。")
@@ -286,8 +315,86 @@ def quantized_layers(conv_cls, linear_cls) -> None:
     ok("QuantizedConv2d / QuantizedLinear: 重みだけを量子化し、stride, padding, groups, bias は親クラスのままです。")
 
 
+_BLOCK_ORDER = ["conv", "pool", "bn", "sign"]
+_BLOCK_WORDS = {"conv": "量子化 conv", "pool": "MaxPool", "bn": "BatchNorm", "sign": "±1 (BinarySign)",
+                "relu": "ReLU", "linear": "量子化 Linear"}
+
+
+def _block_order(block: nn.Module, x: torch.Tensor, name: str) -> tuple[list[str], torch.Tensor]:
+    """Run ``block`` on ``x``; the kinds of layers in the order they ran, and the output.
+
+    Hooks sit on every Conv2d / Linear and every leaf module that is not inside one (the quantizer of
+    a quantised layer runs as part of the layer). A crash is explained with the layer it happened in.
+    """
+    weighted = (nn.Conv2d, nn.Linear)
+    inside_conv = {id(m) for c in block.modules() if isinstance(c, weighted) for m in c.modules() if m is not c}
+    watched = [m for m in block.modules() if id(m) not in inside_conv and m is not block
+               and (isinstance(m, weighted) or not list(m.children()))]
+    order: list[str] = []
+    entered: list[tuple[nn.Module, tuple[int, ...]]] = []
+
+    def kind(module: nn.Module, output: torch.Tensor) -> str:
+        if isinstance(module, nn.Conv2d):
+            return "conv"
+        if isinstance(module, nn.Linear):
+            return "linear"
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            return "pool"
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return "bn"
+        if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU)):
+            return "relu"
+        values = output.detach()
+        return "sign" if bool(((values == 1) | (values == -1)).all()) else type(module).__name__
+
+    def pre_hook(module, inputs):
+        if inputs and isinstance(inputs[0], torch.Tensor):
+            entered.append((module, tuple(inputs[0].shape)))
+
+    def hook(module, inputs, output):
+        if isinstance(output, torch.Tensor):
+            order.append(kind(module, output))
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in watched] + [m.register_forward_hook(hook)
+                                                                          for m in watched]
+    try:
+        out = block(x)
+    except NotImplementedError:
+        fail(f"{name} はまだ書かれていません (NotImplementedError)。", "TODO の行を消して書いてください。")
+    except Exception as e:  # noqa: BLE001 - the student's crash becomes a hint
+        explained = layer_mismatch(*entered[-1]) if entered else None
+        fail(f"{name} の forward でエラーになりました: {explained or ''}\n   (PyTorch のエラー: {type(e).__name__}: {e})",
+             "層の順番と引数を確かめてください: QuantizedConv2d(cin, cout, ...) の後の層はすべて cout チャンネルです。")
+    finally:
+        for h in handles:
+            h.remove()
+    return order, out
+
+
+def _check_block_order(order: list[str], name: str, expected: list[str], why: dict[tuple[str, str], str]) -> None:
+    """The layers ran in ``expected`` order; otherwise name the first pair that is swapped."""
+    seen = [k for k in order if k in expected]
+    if seen == expected:
+        return
+    words = " → ".join(_BLOCK_WORDS.get(k, k) for k in order)
+    want = " → ".join(_BLOCK_WORDS[k] for k in expected)
+    reason = next((text for (a, b), text in why.items() if a in seen and b in seen and seen.index(a) > seen.index(b)),
+                  "")
+    fail(f"{name} の層の順番が {words} です。このコースの順番は {want} です。", reason or f"{want} の順に並べてください。")
+
+
+_BLOCK_WHY = {
+    ("conv", "bn"): "BatchNorm は畳み込みの後です (畳み込みの出力をそろえます)。",
+    ("conv", "pool"): "プーリングは畳み込みの後です。先に縮めると、畳み込みが見る画像が粗くなります。",
+    ("pool", "sign"): "プーリングは ±1 にする前です。±1 の最大値を取ると、ほとんどが +1 になって情報が減ります。",
+    ("pool", "bn"): "BatchNorm は ±1 の直前 (プーリングの後) です。そうすると BatchNorm が、符号を取る値そのものの"
+                    "しきい値 (どこを 0 にするか) を学習します。",
+    ("bn", "sign"): "BatchNorm は ±1 の前です。±1 の後に BatchNorm を置くと、出力が ±1 でなくなります。",
+}
+
+
 def binary_block(make_block: Callable[..., nn.Module]) -> None:
-    """A block ``make_block(cin, cout)``: quantised conv, BatchNorm, ±1 outputs, half the size, gradients."""
+    """A block ``make_block(cin, cout)``: quantised conv → MaxPool → BatchNorm → ±1, half the size, gradients."""
     torch.manual_seed(0)
     block = call_student(make_block, 3, 8, what="binary_block(3, 8)")
     if not isinstance(block, nn.Module):
@@ -298,10 +405,22 @@ def binary_block(make_block: Callable[..., nn.Module]) -> None:
         fail(f"binary_block に量子化した畳み込みがありません (中身: {kinds})。",
              "nn.Conv2d ではなく、上で作った QuantizedConv2d(cin, cout, 3, padding=1, bias=False) を使ってください。")
     if not any(isinstance(m, nn.BatchNorm2d) for m in block.modules()):
+        other = [k for k in kinds if "BatchNorm" in k]
         fail(f"binary_block に BatchNorm2d がありません (中身: {kinds})。",
-             "符号 (±1) を取る直前に nn.BatchNorm2d(cout) を入れると、0 の位置 (しきい値) を学習できます。")
+             ("畳み込みの出力 (B, C, H, W) には nn.BatchNorm2d(cout) を使います (1d は全結合用)。" if other else
+              "符号 (±1) を取る直前に nn.BatchNorm2d(cout) を入れると、0 の位置 (しきい値) を学習できます。"))
     x = torch.randn(2, 3, 16, 16, requires_grad=True)
-    out = call_student(block, x, what="binary_block の forward")
+    order, out = _block_order(block, x, "binary_block(3, 8)")
+    if not isinstance(out, torch.Tensor):
+        fail(f"binary_block の forward が Tensor ではなく {type(out).__name__} を返しました。", "return を確かめてください。")
+    if "relu" in order and "sign" not in order:
+        fail("binary_block の最後が ReLU です。活性化は ±1 (BinarySign) にします。",
+             "nn.ReLU() の代わりに、上で作った BinarySign() を置いてください。")
+    if "sign" not in order:
+        values = sorted(set(out.detach().flatten()[:200].tolist()))
+        fail(f"binary_block の出力が ±1 ではありません (例: {values[:5]})。",
+             "最後に BinarySign (BinarySignFunction.apply) を置いてください。ReLU ではありません。")
+    _check_block_order(order, "binary_block", _BLOCK_ORDER, _BLOCK_WHY)
     if out.shape != (2, 8, 8, 8):
         fail(f"binary_block(3, 8) の出力の形が {tuple(out.shape)} です。(2, 3, 16, 16) から (2, 8, 8, 8) にしてください。",
              "3×3 の畳み込みは padding=1 で大きさを保ち、nn.MaxPool2d(2) で縦横を半分にします。")
@@ -309,22 +428,192 @@ def binary_block(make_block: Callable[..., nn.Module]) -> None:
     if not values <= {-1.0, 1.0}:
         fail(f"binary_block の出力が ±1 ではありません (例: {sorted(values)[:5]})。",
              "最後に BinarySign (BinarySignFunction.apply) を置いてください。ReLU ではありません。")
-    out.sum().backward()
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
     if x.grad is None or not bool(x.grad.abs().sum() > 0):
         fail("binary_block の入力まで勾配が届きません。",
              "BinarySignFunction の backward (STE) で勾配が通るはずです。.detach() を使っていませんか?")
-    ok(f"binary_block: 量子化 conv → BatchNorm → ±1、出力 {tuple(out.shape)}、勾配も入力まで届きます。")
+    ok(f"binary_block: 量子化 conv → MaxPool → BatchNorm → ±1、出力 {tuple(out.shape)}、勾配も入力まで届きます。")
+
+
+def binary_fc_block(make_block: Callable[..., nn.Module]) -> None:
+    """``make_block(fin, fout)``: QuantizedLinear (no bias) → BatchNorm1d → ±1, on (B, fin) features."""
+    torch.manual_seed(0)
+    block = call_student(make_block, 12, 6, what="binary_fc_block(12, 6)")
+    if not isinstance(block, nn.Module):
+        fail(f"binary_fc_block が nn.Module ではなく {type(block).__name__} を返しました。",
+             "nn.Sequential(層1, 層2, 層3) を return してください。")
+    kinds = [type(m).__name__ for m in block.modules()]
+    if not any(hasattr(m, "quantizer") and isinstance(m, nn.Linear) for m in block.modules()):
+        fail(f"binary_fc_block に量子化した全結合層がありません (中身: {kinds})。",
+             "nn.Linear ではなく QuantizedLinear(fin, fout, bias=False, quantizer=Int8InFloat(frac)) を使ってください。")
+    x = torch.randn(5, 12, requires_grad=True)
+    order, out = _block_order(block, x, "binary_fc_block(12, 6)")
+    if not any(isinstance(m, nn.BatchNorm1d) for m in block.modules()):
+        fail(f"binary_fc_block に BatchNorm1d がありません (中身: {kinds})。",
+             "全結合層の出力 (B, 特徴数) には nn.BatchNorm1d(fout) を使います。")
+    fc_order = [k for k in order if k in ("bn", "sign", "relu")]
+    if "relu" in fc_order and "sign" not in fc_order:
+        fail("binary_fc_block の最後が ReLU です。活性化は ±1 (BinarySign) にします。",
+             "nn.ReLU() の代わりに BinarySign() を置いてください。")
+    if fc_order != ["bn", "sign"]:
+        fail(f"binary_fc_block の層の順番が {' → '.join(_BLOCK_WORDS.get(k, k) for k in order)} です。"
+             "QuantizedLinear → BatchNorm1d → ±1 の順にしてください。", _BLOCK_WHY[("bn", "sign")])
+    if out.shape != (5, 6):
+        fail(f"binary_fc_block(12, 6) の出力の形が {tuple(out.shape)} です。(5, 12) から (5, 6) にしてください。",
+             "QuantizedLinear(fin, fout) の出力は (B, fout) です。")
+    if not set(out.detach().unique().tolist()) <= {-1.0, 1.0}:
+        fail("binary_fc_block の出力が ±1 ではありません。", "最後に BinarySign() を置いてください。")
+    linear = next(m for m in block.modules() if isinstance(m, nn.Linear))
+    if linear.bias is not None:
+        fail("binary_fc_block の QuantizedLinear に bias があります。",
+             "BatchNorm1d のずらし (β) が bias の代わりになるので、bias=False にします (パラメータの無駄を省く)。")
+    call_student(lambda: out.sum().backward(), what="backward (out.sum().backward())")
+    if x.grad is None or not bool(x.grad.abs().sum() > 0):
+        fail("binary_fc_block の入力まで勾配が届きません。", "BinarySign の STE で勾配が通るはずです。.detach() を使っていませんか?")
+    ok("binary_fc_block: QuantizedLinear → BatchNorm1d → ±1、出力 (B, fout)、勾配も入力まで届きます。")
+
+
+# Ties of the fixed-point grid for (bits, frac) = (4, 1): x * 2 = 0.5, 2.5, -1.5, -2.5, where
+# floor(s + 0.5) (C's roundf for positives) and torch.round (half to even) disagree.
+_FIXED_POINT_X = [-1e9, -8.3, -4.0, -2.25, -1.25, -0.75, -0.375, -0.0, 0.125, 0.25, 0.3, 0.375, 1.0, 1.25,
+                  3.875, 3.9375, 100.0]
 
 
 def fixed_point(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
-    """Homework: an n-bit fixed-point quantiser ``fn(x, bits, frac)`` against :class:`quant.FixedPoint`."""
-    x = torch.tensor([-1e9, -8.3, -4.0, -2.25, -0.375, -0.0, 0.125, 0.3, 0.375, 1.0, 3.875, 3.9375, 100.0])
+    """Homework: an n-bit fixed-point quantiser ``fn(x, bits, frac)`` against :class:`quant.FixedPoint`.
+
+    Forward values (ties to even included) and the gradient: 1 inside the range, 0 outside.
+    """
+    x = torch.tensor(_FIXED_POINT_X)
     for bits, frac in ((4, 1), (4, 3), (8, 7), (12, 4)):
-        got = call_student(fn, x.clone().requires_grad_(), bits, frac, what=f"fixed_point(x, bits={bits}, frac={frac})")
+        what = f"fixed_point(x, bits={bits}, frac={frac})"
+        leaf = x.clone().requires_grad_()
+        got = call_student(fn, leaf, bits, frac, what=what)
+        if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+            fail(f"{what} が x と同じ形の Tensor を返していません ({type(got).__name__})。",
+                 "最後に return q * 2.0**-frac のように、x と同じ形の Tensor を返してください。")
         expected = quant.FixedPoint(bits, frac)(x)
         wrong = _first_mismatch(got.detach(), expected, x)
         if wrong:
-            fail(f"bits={bits}, frac={frac} の固定小数点が違います: {wrong}。",
-                 f"範囲は [-2^(bits-1), 2^(bits-1)-1] × 2^-frac = [{-(2 ** (bits - 1)) * 2.0**-frac:g}, "
-                 f"{(2 ** (bits - 1) - 1) * 2.0**-frac:g}]、刻みは {2.0**-frac:g} です。")
-    ok("固定小数点 (n ビット) の量子化が参考実装と一致しました。")
+            scaled = x * 2.0**frac
+            ties = (scaled - torch.floor(scaled) == 0.5) & (scaled.abs() <= 2 ** (bits - 1))
+            differs = got.detach() != expected
+            hint = (f"範囲は [-2^(bits-1), 2^(bits-1)-1] × 2^-frac = [{-(2 ** (bits - 1)) * 2.0**-frac:g}, "
+                    f"{(2 ** (bits - 1) - 1) * 2.0**-frac:g}]、刻みは {2.0**-frac:g} です。")
+            if bool((differs <= (x.abs() >= 1e6)).all()):
+                hint = ("とても大きな x で値が狂っています (float の桁落ち)。x + (q - x).detach() の形は、x が大きいと"
+                        " (q - x) が丸められて値が変わります。s = torch.clamp(x * 2.0**frac, 下限, 上限) を先に作り、"
+                        "s + (torch.round(s) - s).detach() と、範囲に収めた s で detach の技を使ってください。")
+            elif bool((differs <= ties).all()):
+                hint = ("0.5 ちょうどの丸め方が違います。このコースの丸めは torch.round (偶数への丸め: "
+                        "0.5→0, 2.5→2, -1.5→-2) です。floor(s + 0.5) は四捨五入なので使いません。")
+            fail(f"bits={bits}, frac={frac} の固定小数点が違います: {wrong}。", hint)
+        if got.grad_fn is None:
+            fail(f"{what} の出力に勾配が流れません (grad_fn がありません)。",
+                 "全体を .detach() したり torch.no_grad() の中で計算したりしないでください。"
+                 "detach するのは (torch.round(s) - s) の部分だけです。")
+        grad_output = torch.linspace(1.0, 2.0, x.numel())
+        (grad,) = torch.autograd.grad(got, leaf, grad_output, allow_unused=True)
+        reference = x.clone().requires_grad_()
+        (expected_grad,) = torch.autograd.grad(quant.FixedPoint(bits, frac)(reference), reference, grad_output)
+        if grad is None or not bool(grad.abs().sum() > 0):
+            fail(f"{what} の勾配がすべて 0 です (Straight-Through Estimator になっていません)。",
+                 "torch.round の微分はほぼどこでも 0 です。s + (torch.round(s) - s).detach() と、round の部分だけを "
+                 ".detach() で勾配の計算から外すと、backward では s の勾配 (1) がそのまま通ります。")
+        # Exactly at the two ends either answer is right: the reference passes the gradient there,
+        # torch.clamp's own backward (the detach trick's clamp) gives 0 there (docs/04).
+        scaled = x * 2.0**frac
+        ends = (scaled == -(2 ** (bits - 1))) | (scaled == 2 ** (bits - 1) - 1)
+        wrong = _first_mismatch(torch.where(ends, expected_grad, grad), expected_grad, x)
+        if wrong:
+            fail(f"{what} の勾配が違います: {wrong}。",
+                 "範囲内では grad_output がそのまま、範囲外 (飽和している所) では 0 です。"
+                 "s = torch.clamp(x * 2.0**frac, 下限, 上限) と clamp を detach の外に置くと、"
+                 "clamp の backward が範囲外を 0 にします。")
+    ok("固定小数点 (n ビット): 値 (0.5 は偶数へ丸める) と勾配 (範囲内だけ通す) が参考実装と一致しました。")
+
+
+# --- ternary and power-of-two (logarithmic) quantisers -------------------------------------------
+
+TERNARY_THRESHOLD = 0.5
+TERNARY_EDGES = [-float("inf"), -3.0, -1.0001, -1.0, -0.6, -0.5, -0.4999, -0.2, -0.0, 0.0, 0.3, 0.4999, 0.5,
+                 0.50001, 0.9, 1.0, 1.0001, 3.0, float("inf")]
+
+
+def ternary_function(fn_cls) -> None:
+    """``TernaryFunction.apply(x, threshold)``: -1/0/+1 with 0 where ``|x| < threshold``; STE for ``|x| <= 1``."""
+    x = torch.tensor(TERNARY_EDGES, requires_grad=True)
+    out = _forward(fn_cls, (x, TERNARY_THRESHOLD), "TernaryFunction")
+    expected = quant.TernaryFunction.apply(x.detach(), TERNARY_THRESHOLD)
+    wrong = _first_mismatch(out.detach(), expected, x.detach())
+    if wrong:
+        xs, got = x.detach(), out.detach()
+        at_threshold = xs.abs() == TERNARY_THRESHOLD
+        if bool((got[at_threshold] == 0).all()) and bool(((got != expected) <= at_threshold).all()):
+            hint = ("|x| がしきい値ちょうど (±0.5) のときは ±1 です。0 にするのは |x| < threshold (等号なし) だけです。"
+                    "x.abs() <= threshold ではなく x.abs() < threshold で判定してください。")
+        elif bool((got.abs() > 1).any()):
+            hint = "出力は -1, 0, +1 の 3 つだけです。x の値そのものを返していませんか。"
+        else:
+            hint = ("x >= threshold なら +1、x <= -threshold なら -1、その間 (|x| < threshold) は 0 です。"
+                    "torch.where を 2 回重ねると書けます。")
+        fail(f"TernaryFunction の forward が違います: {wrong}。", hint)
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), TERNARY_THRESHOLD,
+                           what="TernaryFunction の forward (NaN)")
+    if not bool(torch.isnan(nan_out).all()):
+        fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
+             "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。NaN を数に変えると、学習が壊れたことに気づけません。")
+    grad_output = torch.linspace(1.0, 2.0, len(TERNARY_EDGES))
+    (grad_x,) = _backward(out, (x, TERNARY_THRESHOLD), ("x", "threshold"), grad_output, "TernaryFunction")
+    expected_grad = torch.where(x.detach().abs() <= 1, grad_output, torch.zeros_like(grad_output))
+    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    if wrong:
+        fail(f"TernaryFunction の backward が違います: {wrong}。",
+             "BinarySign と同じ STE です: |x| <= 1 (両端を含む) では grad_output をそのまま、外では 0。"
+             "threshold は設定値なので、その勾配は None を返します (return grad_x, None)。")
+    ok("TernaryFunction: -1/0/+1 (|x| < 0.5 が 0、±0.5 ちょうどは ±1)、NaN、STE の backward が正しいです。")
+
+
+POWER_MIN_EXP, POWER_MAX_EXP = -4, 1  # magnitudes 2**-4 .. 2**1; below 2**-4.5 the value becomes 0
+POWER_EDGES = [-float("inf"), -100.0, -2.9, -1.5, -1.0, -0.7, -0.1, -0.05, -0.04, -0.0, 0.0, 0.03, 0.04,
+               0.05, 0.1, 0.3, 0.7, 1.0, 1.3, 2.0, 2.9, 3.0, 100.0, float("inf")]
+
+
+def power_of_two_function(fn_cls) -> None:
+    """``PowerOfTwoFunction.apply(x, min_exp, max_exp)``: ``sign(x) * 2**round(log2|x|)``, 0 below ``min_exp``."""
+    args = (POWER_MIN_EXP, POWER_MAX_EXP)
+    x = torch.tensor(POWER_EDGES, requires_grad=True)
+    out = _forward(fn_cls, (x, *args), "PowerOfTwoFunction")
+    expected = quant.PowerOfTwoFunction.apply(x.detach(), *args)
+    wrong = _first_mismatch(out.detach(), expected, x.detach())
+    if wrong:
+        xs, got = x.detach(), out.detach()
+        floored = torch.floor(torch.log2(xs.abs()))
+        with_floor = torch.sign(xs) * torch.where(floored < POWER_MIN_EXP, 0.0,
+                                                  torch.exp2(floored.clamp(max=POWER_MAX_EXP)))
+        if _first_mismatch(got, with_floor, xs) is None:
+            hint = ("指数を torch.floor で切り捨てています。log2|x| は torch.round で丸めます "
+                    "(1.5 なら log2 1.5 = 0.58 を丸めて 2^1 = 2。floor だと 2^0 = 1 になります)。")
+        elif bool(((got > 0) & (expected < 0)).any()):
+            hint = "負の数の符号が消えています。大きさ |x| で 2 のべき乗を求め、最後に torch.sign(x) を掛けます。"
+        elif bool((got.abs() > 2.0**POWER_MAX_EXP).any()):
+            hint = f"大きさが 2**max_exp = {2.0**POWER_MAX_EXP:g} を超えています。指数を .clamp(max=max_exp) してください。"
+        elif bool(((got != 0) & (expected == 0)).any()):
+            hint = (f"小さすぎる値 (指数を丸めると min_exp = {POWER_MIN_EXP} より小さい) は 0 にします: "
+                    "torch.where(exponent < min_exp, 0.0, torch.exp2(exponent)).")
+        else:
+            hint = "forward は sign(x) × 2^round(log2|x|) です。torch.log2, torch.round, torch.exp2 を使います。"
+        fail(f"PowerOfTwoFunction の forward が違います: {wrong}。", hint)
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), *args, what="PowerOfTwoFunction の forward (NaN)")
+    if not bool(torch.isnan(nan_out).all()):
+        fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
+             "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。")
+    grad_output = torch.linspace(1.0, 2.0, len(POWER_EDGES))
+    (grad_x,) = _backward(out, (x, *args), ("x", "min_exp", "max_exp"), grad_output, "PowerOfTwoFunction")
+    expected_grad = torch.where(x.detach().abs() <= 2.0**POWER_MAX_EXP, grad_output, torch.zeros_like(grad_output))
+    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    if wrong:
+        fail(f"PowerOfTwoFunction の backward が違います: {wrong}。",
+             f"STE: |x| <= 2**max_exp (= {2.0**POWER_MAX_EXP:g}、両端を含む) では grad_output をそのまま、外では 0。"
+             "min_exp と max_exp は設定値なので、勾配は None を返します (return grad_x, None, None)。")
+    ok("PowerOfTwoFunction: ±2^e (e は丸めた log2|x|、min_exp 未満は 0、max_exp で飽和)、NaN、STE が正しいです。")
