@@ -318,9 +318,9 @@ class WorkerReport:
     waited_seconds: float  # time spent waiting for other workers' last trials
 
 
-def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,
+def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,  # noqa: C901 - still to split (issue 16)
                poll_seconds: float | None = None, timeout: float | None = None,
-               callbacks: tuple = (), verbose: bool = True, config: StorageConfig | None = None) -> WorkerReport:  # noqa: C901 - still to split (issue 16)
+               callbacks: tuple = (), verbose: bool = True, config: StorageConfig | None = None) -> WorkerReport:
     """Work on ``study`` until it holds ``n_trials`` COMPLETE + PRUNED trials (all workers together).
 
     Before each trial, trials of dead workers are failed and re-queued (heartbeat). When every

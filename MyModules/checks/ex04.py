@@ -52,8 +52,8 @@ def _forward(fn_cls, inputs: Sequence, what: str) -> torch.Tensor:
     return out
 
 
-def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_output: torch.Tensor,
-              what: str) -> list[torch.Tensor]:  # noqa: C901 - still to split (issue 16)
+def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_output: torch.Tensor,  # noqa: C901 - still to split (issue 16)
+              what: str) -> list[torch.Tensor]:
     """Gradients of the tensor inputs that require grad, with autograd's errors explained in Japanese."""
     wanted = [(t, n) for t, n in zip(inputs, names) if isinstance(t, torch.Tensor) and t.requires_grad]
     if out.grad_fn is None:
