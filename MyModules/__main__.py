@@ -151,10 +151,9 @@ def _jsonable(value):
 def _new_run(args: argparse.Namespace, runs_dir: Path) -> Path:
     """A fresh run folder (``--out`` or a new one) with the arguments saved in run.json."""
     from . import atomic, run_folder
-
-    run_dir = run_folder.prepare(args.out) if args.out else run_folder.new_run_dir(runs_dir, f"{args.model}-{args.dataset}")
     from .checkpoint import has_checkpoint
 
+    run_dir = run_folder.prepare(args.out) if args.out else run_folder.new_run_dir(runs_dir, f"{args.model}-{args.dataset}")
     if has_checkpoint(run_dir):
         raise UsageError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
     saved = {k: _jsonable(v) for k, v in vars(args).items() if k not in ("func", "explicit")}
