@@ -4,7 +4,7 @@ Thin on purpose: it parses arguments, then calls ``env``, ``data``, ``loader``, 
 ``train``. Every failure a user can cause ends with one line saying what to do, never a traceback.
 
 Exit codes: 0 done; 2 a problem you can fix (bad argument, missing or damaged data, checkpoint or
-folder; the line says what to do); 3 training diverged (the loss became NaN or infinite); 130
+folder; the line says what to do); 3 training diverged (the loss became NaN, infinite or huge); 130
 interrupted (Ctrl-C; the last complete epoch is kept, continue with ``--resume``).
 """
 

@@ -34,6 +34,9 @@ from .errors import CheckpointError
 FORMAT = "mymodules-checkpoint-1"  # changes when the layout of the dict changes
 SLOTS = ("checkpoint-a.pt", "checkpoint-b.pt")
 LEGACY_NAME = "checkpoint.pt"  # single-file checkpoints of earlier versions (and of save_checkpoint)
+# The parts of fit(info=...) that say what was trained; others (a trial's number: a retry continues
+# another attempt's checkpoint) may differ on resume.
+IDENTITY_KEYS = ("model", "dataset", "num_classes", "study", "params")
 _READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
                 AttributeError, TypeError, OSError)
 
@@ -91,6 +94,12 @@ def has_checkpoint(run_dir: str | os.PathLike) -> bool:
     """Whether ``run_dir`` holds a checkpoint file at all (whole or not)."""
     run_dir = Path(run_dir)
     return any((run_dir / name).exists() for name in (*SLOTS, LEGACY_NAME))
+
+
+def newest_slot(run_dir: str | os.PathLike) -> Path | None:
+    """The file of ``run_dir``'s newest checkpoint that reads back whole, or None."""
+    good, _ = _slot_states(Path(run_dir), "cpu")
+    return max(good, key=lambda g: g[0])[1] if good else None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
@@ -166,7 +175,7 @@ def check_compatible(state: Mapping[str, Any], model: torch.nn.Module, info: Map
             raise CheckpointError(f"the checkpoint in {where} has no {key!r}: it was not written by train.fit")
     saved_info = state.get("info") or {}
     for key, value in (info or {}).items():
-        if key in saved_info and saved_info[key] != value:
+        if key in IDENTITY_KEYS and key in saved_info and saved_info[key] != value:
             raise CheckpointError(f"the checkpoint in {where} was made for {key} {saved_info[key]!r}, not "
                                   f"{value!r}; resume with the same {key}, or start a new run in another folder")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

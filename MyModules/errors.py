@@ -55,7 +55,7 @@ class TuningError(CourseError, RuntimeError):
 
 
 class DivergenceError(CourseError, FloatingPointError):
-    """The loss became NaN or infinite: training stopped instead of going on at chance level."""
+    """The loss became NaN, infinite or huge: training stopped instead of going on at chance level."""
 
     exit_code = 3
     hint_ja = ("損失が NaN / 無限大になり、学習が発散しました。学習率 (lr) を 1/10 にする、"

@@ -11,7 +11,7 @@ Defaults that hold on every device (measured; see benchmarks/RESULTS.md):
   L4, H100), fp16 with loss scaling below (T4, V100), float32 on the CPU unless ``amp=True``;
 * augmentation by dataset (``loader.resolve_augment``): crop + flip for photos, crop only for digits;
 * the momentum set is the momentum used (the one-cycle schedule varies the learning rate only);
-* a loss that becomes NaN or infinite stops the run with :class:`~MyModules.errors.DivergenceError`.
+* a loss that becomes NaN, infinite or a hundred times that of guessing stops the run with :class:`~MyModules.errors.DivergenceError`.
 
 Speed (see ``loader.py`` for the data side): channels_last and cudnn.benchmark on CUDA, optional
 ``torch.compile``, and no host synchronisation inside a GPU step: loss and correct counts are summed on
@@ -165,7 +165,7 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
                     on_log=None) -> dict[str, float]:
     """One pass over ``train_loader``; returns ``loss`` (mean), ``accuracy`` (%), ``images``, ``seconds``.
 
-    Raises :class:`~MyModules.errors.DivergenceError` as soon as the loss is NaN or infinite.
+    Raises :class:`~MyModules.errors.DivergenceError` as soon as the loss is NaN, infinite or huge.
 
     ``on_log(step_in_epoch, {"loss", "accuracy"})`` is called every ``log_every`` steps with the
     running numbers (the only place the host waits for the device).
@@ -198,7 +198,7 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
         # A NaN/inf loss makes the sum non-finite for good, so checking the sum now and then is enough;
         # on the CPU reading it costs nothing, so check every step there.
         if step % log_every == 0 or step == steps or device.type == "cpu":
-            _check_finite(loss_sum.item(), epoch, step, optimizer)
+            _check_diverged(loss_sum.item() / seen, outputs.shape[-1], epoch, step, optimizer)
         if step % log_every == 0 or step == steps:
             running = {"loss": loss_sum.item() / seen, "accuracy": 100.0 * correct.item() / seen}
             bar.set_postfix(loss=f"{running['loss']:.3f}", acc=f"{running['accuracy']:.1f}%")
@@ -214,13 +214,22 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
             "seconds": time.perf_counter() - start}
 
 
-def _check_finite(loss_sum: float, epoch: int, step: int, optimizer: torch.optim.Optimizer) -> None:
-    """Stop at once when the loss diverged, instead of training on at chance level."""
-    if math.isfinite(loss_sum):
+# A mean cross-entropy this many times that of guessing (ln C) means logits in the hundreds: the weights
+# have blown up, and the run only goes on at chance level. Runs that learn stay far below it.
+DIVERGED_LOSS_FACTOR = 100.0
+
+
+def _check_diverged(mean_loss: float, num_classes: int, epoch: int, step: int,
+                    optimizer: torch.optim.Optimizer) -> None:
+    """Stop at once when the loss diverged (NaN, inf, or huge), instead of training on at chance level."""
+    limit = DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
+    if math.isfinite(mean_loss) and mean_loss <= limit:
         return
     lr = optimizer.param_groups[0]["lr"]
+    became = ("NaN" if math.isnan(mean_loss) else "infinite" if math.isinf(mean_loss)
+              else f"{mean_loss:.3g} (guessing gives {math.log(max(num_classes, 2)):.2f})")
     raise DivergenceError(
-        f"training diverged: the loss became {'NaN' if math.isnan(loss_sum) else 'infinite'} in epoch {epoch} "
+        f"training diverged: the loss became {became} in epoch {epoch} "
         f"by step {step} (learning rate {lr:.3g}); try a lower learning rate (e.g. --lr {lr / 10:.3g}) "
         "or float32 (--no-amp)")
 
@@ -436,7 +445,7 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     run on CPU) and refuses, saying why, a checkpoint of another model, dataset or plan.
     ``classes`` adds per-class accuracy to the summary. ``info`` goes into ``summary.json`` and the
     checkpoint as is (e.g. ``{"model": "net", "dataset": "cifar10"}``) and is checked on resume.
-    Raises :class:`~MyModules.errors.DivergenceError` when the loss becomes NaN or infinite.
+    Raises :class:`~MyModules.errors.DivergenceError` when the loss becomes NaN, infinite or huge.
     """
     device = torch.device(device)
     config = apply_test_mode(config)

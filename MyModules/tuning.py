@@ -5,8 +5,8 @@
     run_worker(study, objective, n_trials=20)      # run again after a lost runtime: it continues
 
 Each trial trains with ``fit`` in its own run folder, reports the test accuracy after every epoch
-(``trial.report``) and stops early when the pruner says so (``TrialPruned``). The checkpoint path is
-stored in the trial's ``user_attrs`` from the start, so pruned and failed trials have one too. A
+(``trial.report``) and stops early when the pruner says so (``TrialPruned``). The run folder that holds
+its checkpoints is stored in the trial's ``user_attrs["checkpoint"]`` from the start, so pruned and failed trials have one too. A
 trial retried after its worker died (or after Ctrl-C) copies that checkpoint into *its own* folder
 and continues from it, reporting the whole history again, so a frozen worker that wakes up later
 writes only into the old attempt's folder and can never change the retry's results.
@@ -42,7 +42,7 @@ from torch import nn
 
 from . import env
 from .atomic import temp_path
-from .checkpoint import load_checkpoint
+from .checkpoint import has_checkpoint, load_checkpoint, newest_slot
 from .data import Dataset, ImageSet
 from .errors import ConfigError, DivergenceError
 from .loader import make_loaders
@@ -68,7 +68,6 @@ from .study_storage import (
     open_study,
 )
 from .train import (
-    CHECKPOINT_NAME,
     Callback,
     TrainConfig,
     amp_dtype_for,
@@ -219,7 +218,7 @@ class Objective:
         model = self.make_model(trial)
         run_dir = self.run_dir(trial.study.study_name, trial.number)
         history = _take_over(trial.user_attrs.get(RESUME_FROM_ATTR), run_dir)
-        trial.set_user_attr("checkpoint", str(run_dir / CHECKPOINT_NAME))
+        trial.set_user_attr("checkpoint", str(run_dir))  # load_checkpoint reads its newest slot
         trial.set_user_attr("host", socket.gethostname())  # checkpoints are on this machine's disk
         trial.set_user_attr("num_parameters", count_parameters(model))
         data = trial_data(self.dataset)
@@ -244,15 +243,22 @@ class Objective:
 
 
 def _take_over(checkpoint: str | None, run_dir: Path) -> list[dict[str, float]]:
-    """Copy an earlier attempt's checkpoint into this attempt's folder; its history (empty: start fresh)."""
-    if not checkpoint or not Path(checkpoint).exists():
+    """Copy an earlier attempt's newest checkpoint into this attempt's folder; its history (empty: start fresh).
+
+    ``checkpoint`` is the earlier attempt's run folder (or, in studies of earlier versions, a file in it).
+    """
+    if not checkpoint:
+        return []
+    source = Path(checkpoint)
+    source = source if source.is_file() else newest_slot(source if source.is_dir() else source.parent)
+    if source is None:
         return []
     run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / CHECKPOINT_NAME
+    target = run_dir / source.name
     tmp = temp_path(target)
-    shutil.copyfile(checkpoint, tmp)  # a copy, then a rename: the old attempt may still be writing
+    shutil.copyfile(source, tmp)  # a copy, then a rename: the old attempt may still be writing
     tmp.replace(target)
-    return list(load_checkpoint(target)["history"])
+    return list(load_checkpoint(run_dir)["history"])
 
 
 def max_conv_blocks(image_size: int) -> int:
@@ -465,7 +471,7 @@ def load_trial_model(trial: optuna.trial.FrozenTrial, num_classes: int, *, space
     else:
         model = model_from_params(trial.params, space or SearchSpace(), num_classes)
     path = trial.user_attrs.get("checkpoint")
-    if not path or not Path(path).exists():
+    if not path or not Path(path).exists() or (Path(path).is_dir() and not has_checkpoint(path)):
         raise TuningError(f"trial {trial.number} has no checkpoint here ({path}); it was saved on host "
                           f"{trial.user_attrs.get('host', '?')}")
     state = load_checkpoint(path, map_location=device)

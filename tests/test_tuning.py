@@ -21,6 +21,7 @@ from tuning_helpers import TINY, TINY_ARGS, counts, worker
 
 from MyModules import env, tuning
 from MyModules.__main__ import main
+from MyModules.checkpoint import load_checkpoint
 from MyModules.data import load_dataset
 from MyModules.search_space import (
     ConvNet,
@@ -147,7 +148,7 @@ def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
     tuning.run_worker(study, objective, n_trials=1, verbose=False)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
-    state = torch.load(trial.user_attrs["checkpoint"], weights_only=True)
+    state = load_checkpoint(trial.user_attrs["checkpoint"])
     assert state["epoch"] == 1
 
 
