@@ -324,7 +324,7 @@ class WorkerReport:
     waited_seconds: float  # time spent waiting for other workers' last trials
 
 
-def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,  # noqa: C901 - still to split (issue 16)
+def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int, *,
                poll_seconds: float | None = None, timeout: float | None = None,
                callbacks: tuple = (), verbose: bool = True, config: StorageConfig | None = None) -> WorkerReport:
     """Work on ``study`` until it holds ``n_trials`` COMPLETE + PRUNED trials (all workers together).
@@ -342,10 +342,43 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     n_trials = capped_trials(n_trials)
     config = config or StorageConfig.default()
     poll = poll_seconds or float(config.heartbeat_interval)
+    guarded = _guarded(study, objective, n_trials, config)
     start = time.perf_counter()
     run = waited = 0
     said_waiting = False
+    while True:
+        fail_stale_trials(study, config)
+        finished, running, waiting = _tally(study)
+        if finished >= n_trials or (timeout is not None and time.perf_counter() - start > timeout):
+            break
+        if finished + running + waiting >= n_trials and waiting == 0:
+            if verbose and not said_waiting:
+                print(f"{study.study_name}: waiting for {running} running trial(s) of other "
+                      f"workers ({finished}/{n_trials} finished)")
+                said_waiting = True
+            time.sleep(poll)
+            waited += poll
+            continue
+        _reseed(study)
+        _optimize_one(study, guarded, callbacks, verbose)
+        run += 1
+    finished = _tally(study)[0]
+    seconds = time.perf_counter() - start
+    if verbose:
+        print(f"{study.study_name}: {finished}/{n_trials} trials finished; this worker ran {run} in {seconds:.1f} s")
+    return WorkerReport(run, seconds, finished, waited)
 
+
+def _tally(study: optuna.Study) -> tuple[int, int, int]:
+    """(finished: COMPLETE + PRUNED, RUNNING, WAITING) trials of ``study``."""
+    counts = _count(study)
+    return (counts[TrialState.COMPLETE] + counts[TrialState.PRUNED], counts[TrialState.RUNNING],
+            counts[TrialState.WAITING])
+
+
+def _guarded(study: optuna.Study, objective: Callable[[optuna.Trial], float], n_trials: int,
+             config: StorageConfig) -> Callable[[optuna.Trial], float]:
+    """``objective`` that refuses surplus trials, beats while it runs and queues a retry on Ctrl-C."""
     def guarded(trial: optuna.Trial) -> float:
         if _is_surplus(study, trial.number, n_trials):
             trial.set_user_attr(SURPLUS_ATTR, True)
@@ -357,39 +390,23 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
                 _queue_interrupted(study, trial, config)
                 raise
 
-    while True:
-        fail_stale_trials(study, config)
-        counts = _count(study)
-        finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        taken = finished + counts[TrialState.RUNNING] + counts[TrialState.WAITING]
-        if finished >= n_trials or (timeout is not None and time.perf_counter() - start > timeout):
-            break
-        if taken >= n_trials and counts[TrialState.WAITING] == 0:
-            if verbose and not said_waiting:
-                print(f"{study.study_name}: waiting for {counts[TrialState.RUNNING]} running trial(s) of other "
-                      f"workers ({finished}/{n_trials} finished)")
-                said_waiting = True
-            time.sleep(poll)
-            waited += poll
-            continue
-        _reseed(study)
-        try:
-            study.optimize(guarded, n_trials=1, catch=(SurplusTrial, TrialLost, DivergenceError),
-                           callbacks=list(callbacks), gc_after_trial=False)
-        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
-            # Telling our trial failed because another worker declared it dead and finished it
-            # (it runs the retry): that is the one fault to step over; anything else is a bug.
-            if not (isinstance(e, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a" in str(e)):
-                raise
-            if verbose:
-                print(f"{study.study_name}: this worker's trial was declared dead by another worker "
-                      f"(it was silent too long) and is retried there; going on")
-        run += 1
-    finished = sum(_count(study)[s] for s in FINISHED)
-    seconds = time.perf_counter() - start
-    if verbose:
-        print(f"{study.study_name}: {finished}/{n_trials} trials finished; this worker ran {run} in {seconds:.1f} s")
-    return WorkerReport(run, seconds, finished, waited)
+    return guarded
+
+
+def _optimize_one(study: optuna.Study, guarded: Callable[[optuna.Trial], float], callbacks: tuple,
+                  verbose: bool) -> None:
+    """Run one trial; a trial another worker declared dead (and retries) is stepped over."""
+    try:
+        study.optimize(guarded, n_trials=1, catch=(SurplusTrial, TrialLost, DivergenceError),
+                       callbacks=list(callbacks), gc_after_trial=False)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+        # Telling our trial failed because another worker declared it dead and finished it
+        # (it runs the retry): that is the one fault to step over; anything else is a bug.
+        if not (isinstance(e, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a" in str(e)):
+            raise
+        if verbose:
+            print(f"{study.study_name}: this worker's trial was declared dead by another worker "
+                  f"(it was silent too long) and is retried there; going on")
 
 
 class SeededSampler(optuna.samplers.TPESampler):

@@ -52,7 +52,7 @@ def _forward(fn_cls, inputs: Sequence, what: str) -> torch.Tensor:
     return out
 
 
-def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_output: torch.Tensor,  # noqa: C901 - still to split (issue 16)
+def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_output: torch.Tensor,
               what: str) -> list[torch.Tensor]:
     """Gradients of the tensor inputs that require grad, with autograd's errors explained in Japanese."""
     wanted = [(t, n) for t, n in zip(inputs, names) if isinstance(t, torch.Tensor) and t.requires_grad]
@@ -65,32 +65,9 @@ def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_ou
         fail(f"{what} の backward はまだ書かれていません (NotImplementedError)。",
              "TODO の行を消して、grad_output に局所的な微分を掛けたものを return してください。")
     except RuntimeError as e:
-        message = str(e)
-        count, shape = _COUNT.search(message), _SHAPE.search(message)
-        tensor_inputs = ", ".join(names)
-        if count:
-            fail(f"{what} の backward が返す勾配の数が違います: {count.group(2)} 個返しましたが、"
-                 f"forward の入力 ({tensor_inputs}) の数と同じ {count.group(1)} 個が必要です。",
-                 "backward は forward の引数 (ctx を除く) 1つにつき1つずつ、同じ順番で勾配を return します。"
-                 "勾配が要らない引数 (整数の設定値など) には None を返してください。"
-                 f"例: return grad_{names[0]}" + (", " + ", ".join(f"grad_{n}" for n in names[1:]) if len(names) > 1 else ""))
-        if shape:
-            index = int(shape.group(1))
-            name = names[index] if index < len(names) else f"{index + 1} 番目の入力"
-            fail(f"{what} の backward が返した {index + 1} 番目の勾配 ({name} の勾配) の形が [{shape.group(2)}] "
-                 f"ですが、入力 {name} の形 [{shape.group(3)}] と同じでなければいけません。",
-                 f"{name} の勾配は {name} と同じ形です (要素ごとに grad_output × 局所的な微分)。"
-                 ".sum() で潰したり、返す順番を入れ替えたりしていませんか?")
-        fail(f"{what} の backward でエラーになりました: {message.splitlines()[0]}",
-             "backward(ctx, grad_output) は ctx.saved_tensors で保存した Tensor を取り出し、"
-             "forward の入力と同じ形の勾配を return します。")
+        _explain_autograd_error(str(e), names, what)
     except (ValueError, IndexError) as e:
-        if "unpack" in str(e) and "got 0" in str(e) or isinstance(e, IndexError) and "tuple" in str(e):
-            fail(f"{what} の backward で ctx.saved_tensors が空です ({type(e).__name__}: {e})。",
-                 "forward で ctx.save_for_backward(x) を呼ぶのを忘れていませんか。backward で使う Tensor は"
-                 "forward の中で保存しておき、backward で (x,) = ctx.saved_tensors と取り出します。")
-        fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
-             "ctx.saved_tensors はタプルです: 1 つだけ保存したときも (x,) = ctx.saved_tensors と取り出します。")
+        _explain_unpacking(e, what)
     except (TypeError, AttributeError) as e:
         hint = "エラーメッセージの最後の行を読んで、ctx.save_for_backward / ctx.saved_tensors の使い方を確かめてください。"
         if "tuple" in str(e):
@@ -100,6 +77,42 @@ def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_ou
     except Exception as e:  # noqa: BLE001 - any crash in the student's backward becomes a hint
         fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
              "エラーメッセージの最後の行を読んで、ctx.save_for_backward / ctx.saved_tensors の使い方を確かめてください。")
+    _check_gradients(grads, wanted, what)
+    return list(grads)
+
+
+def _explain_autograd_error(message: str, names: Sequence[str], what: str) -> None:
+    """Fail with autograd's complaint about backward's return value (count, shape) in Japanese."""
+    count, shape = _COUNT.search(message), _SHAPE.search(message)
+    if count:
+        fail(f"{what} の backward が返す勾配の数が違います: {count.group(2)} 個返しましたが、"
+             f"forward の入力 ({', '.join(names)}) の数と同じ {count.group(1)} 個が必要です。",
+             "backward は forward の引数 (ctx を除く) 1つにつき1つずつ、同じ順番で勾配を return します。"
+             "勾配が要らない引数 (整数の設定値など) には None を返してください。"
+             f"例: return {', '.join(f'grad_{n}' for n in names)}")
+    if shape:
+        index = int(shape.group(1))
+        name = names[index] if index < len(names) else f"{index + 1} 番目の入力"
+        fail(f"{what} の backward が返した {index + 1} 番目の勾配 ({name} の勾配) の形が [{shape.group(2)}] "
+             f"ですが、入力 {name} の形 [{shape.group(3)}] と同じでなければいけません。",
+             f"{name} の勾配は {name} と同じ形です (要素ごとに grad_output × 局所的な微分)。"
+             ".sum() で潰したり、返す順番を入れ替えたりしていませんか?")
+    fail(f"{what} の backward でエラーになりました: {message.splitlines()[0]}",
+         "backward(ctx, grad_output) は ctx.saved_tensors で保存した Tensor を取り出し、"
+         "forward の入力と同じ形の勾配を return します。")
+
+
+def _explain_unpacking(e: Exception, what: str) -> None:
+    """Fail for a ValueError/IndexError in backward: mostly ``ctx.saved_tensors`` used wrongly."""
+    if "unpack" in str(e) and "got 0" in str(e) or isinstance(e, IndexError) and "tuple" in str(e):
+        fail(f"{what} の backward で ctx.saved_tensors が空です ({type(e).__name__}: {e})。",
+             "forward で ctx.save_for_backward(x) を呼ぶのを忘れていませんか。backward で使う Tensor は"
+             "forward の中で保存しておき、backward で (x,) = ctx.saved_tensors と取り出します。")
+    fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
+         "ctx.saved_tensors はタプルです: 1 つだけ保存したときも (x,) = ctx.saved_tensors と取り出します。")
+
+
+def _check_gradients(grads: Sequence, wanted: Sequence[tuple[torch.Tensor, str]], what: str) -> None:
     for g, (t, name) in zip(grads, wanted):
         if g is None:
             fail(f"{what} の backward が {name} の勾配として None を返しました。",
@@ -107,7 +120,6 @@ def _backward(out: torch.Tensor, inputs: Sequence, names: Sequence[str], grad_ou
         if g.shape != t.shape:
             fail(f"{what} の backward が返した {name} の勾配の形が {tuple(g.shape)} です。{tuple(t.shape)} にしてください。",
                  "勾配は入力と同じ形です。")
-    return list(grads)
 
 
 def _first_mismatch(got: torch.Tensor, expected: torch.Tensor, inputs: torch.Tensor) -> str | None:
@@ -193,8 +205,8 @@ def int8_function(fn_cls) -> None:
     ok("Int8InFloatFunction: 丸め (0.5 は偶数へ)、±128 付近の飽和、NaN、backward (範囲内だけ勾配を通す) が正しいです。")
 
 
-def int8_module(module_cls) -> None:  # noqa: C901 - still to split (issue 16)
-    """``Int8InFloat(frac)``: validation of ``frac``, the 2**frac scaling, ``extra_repr``, gradients."""
+def _check_frac_refused(module_cls) -> None:
+    """``Int8InFloat(frac=...)`` refuses values outside the integers 0..7."""
     for bad in (-1, 8, 2.5, "3"):
         try:
             module_cls(frac=bad)
@@ -208,29 +220,39 @@ def int8_module(module_cls) -> None:  # noqa: C901 - still to split (issue 16)
         else:
             fail(f"Int8InFloat(frac={bad!r}) がエラーになりませんでした。frac は 0〜7 の整数だけ受け付けてください。",
                  "if not 0 <= frac <= 7: raise ValueError(...) のように書きます。")
+
+
+def _check_int8_scaling(module_cls, frac: int) -> None:
+    """Forward (2**frac scaling around the Function) and gradients of ``Int8InFloat(frac)``."""
+    layer = call_student(module_cls, frac=frac, what=f"Int8InFloat(frac={frac})")
+    x = (torch.linspace(-3, 3, 97) + 1e-3).requires_grad_()  # many steps of 1/64, off the grid
+    out = _forward(SimpleNamespace(apply=layer), (x,), f"Int8InFloat(frac={frac})")
+    expected = quant.Int8InFloat(frac)(x.detach())
+    wrong = _first_mismatch(out.detach(), expected, x.detach())
+    if wrong:
+        fail(f"Int8InFloat(frac={frac}) の出力が違います: {wrong}。",
+             f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
+             f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
+    grad_output = torch.linspace(1.0, 2.0, x.numel())
+    (grad_x,) = _backward(out, (x,), ("x",), grad_output, f"Int8InFloat(frac={frac})")
+    reference = x.detach().clone().requires_grad_()
+    (expected_grad,) = torch.autograd.grad(quant.Int8InFloat(frac)(reference), reference, grad_output)
+    if not bool(grad_x.abs().sum() > 0):
+        fail(f"Int8InFloat(frac={frac}) の勾配がすべて 0 です (Straight-Through Estimator が働いていません)。",
+             "forward で torch.round / torch.clamp を直接使うと、round の微分 (ほぼどこでも 0) が使われます。"
+             "上で作った Int8InFloatFunction.apply(x * 2.0**self.frac) を呼んでください。")
+    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    if wrong:
+        fail(f"Int8InFloat(frac={frac}) の勾配が違います: {wrong}。",
+             "2**frac 倍 → Int8InFloatFunction.apply → 2**-frac 倍 の順にすると、範囲内の勾配は "
+             "2**frac × 2**-frac = 1 になります。倍率の掛け忘れ・掛けすぎがないか確かめてください。")
+
+
+def int8_module(module_cls) -> None:
+    """``Int8InFloat(frac)``: validation of ``frac``, the 2**frac scaling, ``extra_repr``, gradients."""
+    _check_frac_refused(module_cls)
     for frac in (0, 6, 7):
-        layer = call_student(module_cls, frac=frac, what=f"Int8InFloat(frac={frac})")
-        x = (torch.linspace(-3, 3, 97) + 1e-3).requires_grad_()  # many steps of 1/64, off the grid
-        out = _forward(SimpleNamespace(apply=layer), (x,), f"Int8InFloat(frac={frac})")
-        expected = quant.Int8InFloat(frac)(x.detach())
-        wrong = _first_mismatch(out.detach(), expected, x.detach())
-        if wrong:
-            fail(f"Int8InFloat(frac={frac}) の出力が違います: {wrong}。",
-                 f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
-                 f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
-        grad_output = torch.linspace(1.0, 2.0, x.numel())
-        (grad_x,) = _backward(out, (x,), ("x",), grad_output, f"Int8InFloat(frac={frac})")
-        reference = x.detach().clone().requires_grad_()
-        (expected_grad,) = torch.autograd.grad(quant.Int8InFloat(frac)(reference), reference, grad_output)
-        if not bool(grad_x.abs().sum() > 0):
-            fail(f"Int8InFloat(frac={frac}) の勾配がすべて 0 です (Straight-Through Estimator が働いていません)。",
-                 "forward で torch.round / torch.clamp を直接使うと、round の微分 (ほぼどこでも 0) が使われます。"
-                 "上で作った Int8InFloatFunction.apply(x * 2.0**self.frac) を呼んでください。")
-        wrong = _first_mismatch(grad_x, expected_grad, x.detach())
-        if wrong:
-            fail(f"Int8InFloat(frac={frac}) の勾配が違います: {wrong}。",
-                 "2**frac 倍 → Int8InFloatFunction.apply → 2**-frac 倍 の順にすると、範囲内の勾配は "
-                 "2**frac × 2**-frac = 1 になります。倍率の掛け忘れ・掛けすぎがないか確かめてください。")
+        _check_int8_scaling(module_cls, frac)
     text = repr(call_student(module_cls, frac=6, what="Int8InFloat(frac=6)"))
     if "frac=6" not in text:
         fail(f"print(Int8InFloat(frac=6)) が {text} です。frac=6 が見えるようにしてください。",
@@ -320,7 +342,17 @@ _BLOCK_WORDS = {"conv": "量子化 conv", "pool": "MaxPool", "bn": "BatchNorm", 
                 "relu": "ReLU", "linear": "量子化 Linear"}
 
 
-def _block_order(block: nn.Module, x: torch.Tensor, name: str) -> tuple[list[str], torch.Tensor]:  # noqa: C901 - still to split (issue 16)
+def _layer_kind(module: nn.Module, output: torch.Tensor) -> str:
+    """What a layer is, in the words of :data:`_BLOCK_WORDS` ("sign" for any layer whose output is ±1)."""
+    for types, name in ((nn.Conv2d, "conv"), (nn.Linear, "linear"), ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
+                        (nn.modules.batchnorm._BatchNorm, "bn"), ((nn.ReLU, nn.ReLU6, nn.LeakyReLU), "relu")):
+        if isinstance(module, types):
+            return name
+    values = output.detach()
+    return "sign" if bool(((values == 1) | (values == -1)).all()) else type(module).__name__
+
+
+def _block_order(block: nn.Module, x: torch.Tensor, name: str) -> tuple[list[str], torch.Tensor]:
     """Run ``block`` on ``x``; the kinds of layers in the order they ran, and the output.
 
     Hooks sit on every Conv2d / Linear and every leaf module that is not inside one (the quantizer of
@@ -333,27 +365,13 @@ def _block_order(block: nn.Module, x: torch.Tensor, name: str) -> tuple[list[str
     order: list[str] = []
     entered: list[tuple[nn.Module, tuple[int, ...]]] = []
 
-    def kind(module: nn.Module, output: torch.Tensor) -> str:
-        if isinstance(module, nn.Conv2d):
-            return "conv"
-        if isinstance(module, nn.Linear):
-            return "linear"
-        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            return "pool"
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            return "bn"
-        if isinstance(module, (nn.ReLU, nn.ReLU6, nn.LeakyReLU)):
-            return "relu"
-        values = output.detach()
-        return "sign" if bool(((values == 1) | (values == -1)).all()) else type(module).__name__
-
     def pre_hook(module, inputs):
         if inputs and isinstance(inputs[0], torch.Tensor):
             entered.append((module, tuple(inputs[0].shape)))
 
     def hook(module, inputs, output):
         if isinstance(output, torch.Tensor):
-            order.append(kind(module, output))
+            order.append(_layer_kind(module, output))
 
     handles = [m.register_forward_pre_hook(pre_hook) for m in watched] + [m.register_forward_hook(hook)
                                                                           for m in watched]
