@@ -81,7 +81,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive_int, default=10,
                    help="epochs (default 10); a resumed run keeps the number it started with")
     p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_positive_float, default=0.03, help="peak learning rate (one-cycle; default 0.03)")
+    p.add_argument("--lr", type=_positive_float, default=0.015, help="peak learning rate (one-cycle; default 0.015)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum, constant (default 0.9)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)

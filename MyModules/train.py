@@ -59,7 +59,7 @@ class TrainConfig:
 
     epochs: int = 10  # passes over the training set
     batch_size: int = 128  # images per optimiser step
-    lr: float = 0.03  # peak learning rate (one-cycle: warms up, then anneals to ~0); 0.05 was unstable, see RESULTS.md
+    lr: float = 0.015  # peak learning rate (one-cycle: warms up, then anneals to ~0); 0.02+ unstable for Net, see RESULTS.md
     optimizer: str = "sgd"  # "sgd" (Nesterov momentum) or "adam" (AdamW)
     momentum: float = 0.9  # SGD momentum, constant through the run
     weight_decay: float = 5e-4  # L2 penalty, per step
