@@ -160,7 +160,9 @@ def test_test_mode_caps_a_study():
 
 def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, dataset):
     journal = tmp_path / "kill.journal"
-    args = ["--storage", str(journal), "--study", "kill-test", "--n-trials", "3", "--pruner", "none"]
+    # Wider layers than TINY's: an epoch takes long enough (~1 s) to be caught between two reports.
+    args = ["--storage", str(journal), "--study", "kill-test", "--n-trials", "3", "--pruner", "none",
+            "--widths", "128"]
     first = worker(args)
     storage = open_storage(journal, config=StorageConfig.default())
     killed = None

@@ -129,7 +129,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
                         layers_per_block=(1, 1), fc_layers=(0, 0))
     objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=space)
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=optuna.pruners.NopPruner())
-    report = tuning.run_worker(study, objective, n_trials=1, verbose=False, timeout=60)
+    report = tuning.run_worker(study, objective, n_trials=1, verbose=False, timeout=3)  # every trial fails
     first = study.trials[0]
     assert first.state == TrialState.FAIL, (first.state, first.value)
     assert "diverged" in first.user_attrs[FAIL_REASON_ATTR]

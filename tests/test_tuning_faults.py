@@ -7,6 +7,7 @@ Worker processes are real ``python -m MyModules tune`` processes in test mode (h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -93,10 +94,14 @@ def test_torn_journal_tail_is_set_aside_and_every_complete_operation_stays(tmp_p
     assert journal.read_bytes().startswith(whole) and counts(third)["COMPLETE"] == 3
 
 
+WIDE = dataclasses.replace(TINY, widths=(128,))  # the space of the workers given --widths 128
+
+
 def test_frozen_worker_wakes_up_and_cannot_touch_the_retry_results(tmp_path, dataset):
     journal, name = tmp_path / "zombie.journal", "zombie-test"
+    # Wider layers than TINY's: an epoch then takes long enough (~1 s) to be caught between two reports.
     args = ["--storage", str(journal), "--study", name, "--n-trials", "2", "--pruner", "none",
-            "--course-dir", str(tmp_path / "course")]
+            "--course-dir", str(tmp_path / "course"), "--widths", "128"]
     first = worker(args, epochs=2)
     frozen = None
     try:
@@ -125,15 +130,15 @@ def test_frozen_worker_wakes_up_and_cannot_touch_the_retry_results(tmp_path, dat
     assert study.trials[frozen.number].state == TrialState.FAIL
     assert retry.state == TrialState.COMPLETE and retry.params == frozen.params
     assert retry.user_attrs["checkpoint"] != frozen.user_attrs["checkpoint"]  # its own folder
-    assert sorted(retry.intermediate_values) == [1, 2]  # the whole curve, epoch 1 from the frozen attempt
-    assert retry.intermediate_values[1] == frozen.intermediate_values[1]
+    assert sorted(retry.intermediate_values) == [1, 2]  # the whole curve, the start from the frozen attempt
+    assert all(retry.intermediate_values[e] == v for e, v in frozen.intermediate_values.items())
     # The woken worker saw that the trial is no longer its own, and wrote nothing into the retry.
     assert "declared dead by another worker" in out_first, out_first
     best = tuning.best_trial(study)
     course = env.setup(verbose=False)
     data = load_dataset("cifar10", course.data_dir)
     for trial in (retry, best):
-        model = tuning.load_trial_model(trial, data.num_classes, space=TINY, device="cpu")
+        model = tuning.load_trial_model(trial, data.num_classes, space=WIDE, device="cpu")
         assert tuning.evaluate_trial_model(model, data, "cpu") == pytest.approx(trial.value, abs=1e-9)
     c = counts(study)
     assert c["COMPLETE"] + c["PRUNED"] == 2 and c["RUNNING"] == 0 and c["WAITING"] == 0, c
@@ -169,8 +174,9 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
 
 def test_ctrl_c_then_the_same_command_retries_the_interrupted_trial(tmp_path, dataset):
     journal, name = tmp_path / "int.journal", "interrupt-test"
+    # Wider layers than TINY's: an epoch then takes long enough (~1 s) to be caught between two reports.
     args = ["--storage", str(journal), "--study", name, "--n-trials", "2", "--pruner", "none",
-            "--course-dir", str(tmp_path / "course")]
+            "--course-dir", str(tmp_path / "course"), "--widths", "128"]
     first = worker(args, epochs=2)
     (trial,) = wait_for(lambda: running_with_epochs(journal, name), "a trial's first epoch", process=first)
     first.send_signal(signal.SIGINT)  # Ctrl-C in a terminal
