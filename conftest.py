@@ -28,7 +28,11 @@ def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
     if "COURSE_DIR" not in os.environ:
         _TMP.append(tempfile.mkdtemp(prefix="course-test-"))
-        os.environ["COURSE_DIR"] = _TMP[-1]
+        os.environ["COURSE_DIR"] = os.environ["_COURSE_DIR_OF_TESTS"] = _TMP[-1]
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and os.environ.get("_COURSE_DIR_OF_TESTS") == os.environ["COURSE_DIR"]:
+        # pytest -n: each worker its own course folder (studies, runs), inside the controller's.
+        os.environ["COURSE_DIR"] = str(Path(os.environ["COURSE_DIR"]) / worker)
     paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
