@@ -92,3 +92,17 @@ class TemplateRun(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, f"template {self.path.name}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A data folder holding ``--dataset synthetic`` at its real (not test-mode) size, generated once.
+
+    Command-line tests that leave test mode pass it as ``--data-root``, so they do not each spend
+    seconds generating the same 10,000 images.
+    """
+    from MyModules.data import load_dataset
+
+    root = tmp_path_factory.mktemp("synthetic-data")
+    load_dataset("synthetic", root, test_mode=False)
+    return root

@@ -28,9 +28,10 @@ def run_cli(args, course_dir, **kwargs):
                           capture_output=True, text=True, timeout=300, **kwargs)
 
 
-def test_synthetic_run_writes_metrics_summary_and_checkpoint(tmp_path):
+def test_synthetic_run_writes_metrics_summary_and_checkpoint(tmp_path, synthetic_root):
     out = tmp_path / "run"
-    result = run_cli(["train", "--dataset", "synthetic", "--epochs", "2", "--out", str(out), "--no-progress"], tmp_path)
+    result = run_cli(["train", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--epochs", "2",
+                      "--out", str(out), "--no-progress"], tmp_path)
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"]
@@ -63,9 +64,9 @@ def test_user_errors_end_with_one_line_and_exit_code_2(tmp_path, args, expected)
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_killed_run_resumes_to_the_same_weights(tmp_path):
-    common = ["train", "--dataset", "synthetic", "--epochs", "4", "--batch-size", "64", "--max-steps", "15",
-              "--no-progress"]
+def test_killed_run_resumes_to_the_same_weights(tmp_path, synthetic_root):
+    common = ["train", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--epochs", "4", "--batch-size", "64", "--max-steps", "15",
+              "--no-progress", "--no-plots", "--no-tensorboard"]
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert run_cli([*common, "--out", str(whole)], tmp_path).returncode == 0
 
@@ -96,8 +97,9 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert (whole / "metrics.csv").read_text().count("\n") == (split / "metrics.csv").read_text().count("\n") == 5
 
 
-def test_resume_without_out_continues_the_latest_run(tmp_path):
-    first = run_cli(["train", "--dataset", "synthetic", "--epochs", "1", "--no-progress"], tmp_path)
+def test_resume_without_out_continues_the_latest_run(tmp_path, synthetic_root):
+    first = run_cli(["train", "--dataset", "synthetic", "--data-root", str(synthetic_root), "--epochs", "1",
+                     "--no-progress", "--no-plots", "--no-tensorboard"], tmp_path)
     assert first.returncode == 0, first.stderr
     again = run_cli(["train", "--resume", "--no-progress"], tmp_path)
     assert again.returncode == 0 and "resuming" in again.stdout

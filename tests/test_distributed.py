@@ -40,13 +40,14 @@ def rows(run: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, synthetic_root):
     """The same training with 2 processes (no --out: the command names the folder) and with 1."""
     course = tmp_path_factory.mktemp("course")
-    two = subprocess.run(torchrun_command(*TRAIN), env=env_for(course), capture_output=True, text=True, timeout=600)
+    two = subprocess.run(torchrun_command(*TRAIN, "--data-root", synthetic_root), env=env_for(course), capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     one_dir = tmp_path_factory.mktemp("single") / "run"
-    one = subprocess.run([sys.executable, "-m", "MyModules", *TRAIN, "--out", str(one_dir)], env=env_for(course),
+    one = subprocess.run([sys.executable, "-m", "MyModules", *TRAIN, "--data-root", str(synthetic_root), "--out",
+                          str(one_dir)], env=env_for(course),
                          capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
     return course, two, one_dir
@@ -81,10 +82,10 @@ def test_two_processes_learn_like_one(runs):
         assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=0.02)
 
 
-def test_killed_torchrun_run_resumes_with_torchrun(tmp_path, runs):
+def test_killed_torchrun_run_resumes_with_torchrun(tmp_path, runs, synthetic_root):
     course, _, _ = runs
     run = tmp_path / "split"
-    process = subprocess.Popen(torchrun_command(*TRAIN, "--out", run), env=env_for(tmp_path),
+    process = subprocess.Popen(torchrun_command(*TRAIN, "--data-root", synthetic_root, "--out", run), env=env_for(tmp_path),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     try:

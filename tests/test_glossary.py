@@ -6,9 +6,8 @@ messages (MyModules/checks/*.py). Code spans and code
 blocks are not prose and are skipped; a variant that is part of an allowed compound (the fourth
 column: 混合精度 contains 精度) is fine.
 
-Session 3 (docs/03, Exercise03) belongs to another change; the variants it still had when this
-test was written are listed in PENDING, so this check runs on it too and fails on any new one.
-Delete an entry once its file is fixed.
+A file that cannot be fixed at once may be listed in PENDING with the variants it keeps, so the
+check still fails on any new one; delete the entry once the file is fixed.
 """
 
 from __future__ import annotations
@@ -22,13 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = ROOT / "docs" / "glossary.md"
 
-# Variants found in session 3's files when this test was written (fixing them is not this change's).
-PENDING: dict[str, set[str]] = {
-    "docs/03_optuna.md": {"サーバ", "打ち切り"},
-    "Exercise03/03_01_optuna.ipynb": {"サーバ", "打ち切り"},
-    "Exercise03/solutions/03_01_optuna.ipynb": {"サーバ", "打ち切り"},
-    "Exercise03/03_02_pruning.ipynb": {"打ち切り"},
-}
+# Files allowed to keep some variants for now (file -> variants); empty: every file follows the glossary.
+PENDING: dict[str, set[str]] = {}
 
 
 def glossary_rules() -> list[tuple[str, list[str], list[str]]]:
