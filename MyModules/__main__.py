@@ -72,6 +72,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
     from .loader import AUGMENTS
     from .models import MODELS
+    from .train import TrainConfig
 
     p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
     p.add_argument("--data-root", type=Path, default=None,
@@ -81,7 +82,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive_int, default=10,
                    help="epochs (default 10); a resumed run keeps the number it started with")
     p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_positive_float, default=0.015, help="peak learning rate (one-cycle; default 0.015)")
+    p.add_argument("--lr", type=_positive_float, default=TrainConfig.lr,
+                   help=f"peak learning rate (one-cycle; default {TrainConfig.lr})")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum, constant (default 0.9)")
     p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)

@@ -36,7 +36,7 @@ SLOTS = ("checkpoint-a.pt", "checkpoint-b.pt")
 LEGACY_NAME = "checkpoint.pt"  # single-file checkpoints of earlier versions (and of save_checkpoint)
 # The parts of fit(info=...) that say what was trained; others (a trial's number: a retry continues
 # another attempt's checkpoint) may differ on resume.
-IDENTITY_KEYS = ("model", "dataset", "num_classes", "study", "params")
+IDENTITY_KEYS = ("model", "dataset", "study", "params")
 _READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
                 AttributeError, TypeError, OSError)
 

@@ -280,11 +280,10 @@ def load_dataset(
     generated = limits is not None or name == "synthetic"
     if name in ("cifar10", "cifar100"):
         train, test, classes = _load_cifar(name, root, generated, download)
-    elif name == "synthetic" and limits is None:  # the offline check: enough steps to show the recipe learns
-        train, test, classes = _load_cifar(name, root / f"synthetic-{SYNTHETIC_SIZES[0]}", True, False,
-                                           SYNTHETIC_SIZES)
-    elif name == "synthetic":
-        train, test, classes = _load_cifar(name, root / "synthetic", True, False)
+    elif name == "synthetic":  # outside test mode the larger offline check, in a folder of its own
+        sizes = SYNTHETIC_SIZES if limits is None else (TEST_TRAIN_SIZE, TEST_TEST_SIZE)
+        folder = root / (f"synthetic-{sizes[0]}" if limits is None else "synthetic")
+        train, test, classes = _load_cifar(name, folder, True, False, sizes)
     elif name in _MNIST_FOLDERS:
         train, test, classes = _load_mnist(name, root, generated, download)
     else:  # imagefolder

@@ -58,7 +58,7 @@ class DivergenceError(CourseError, FloatingPointError):
     """The loss became NaN, infinite or huge: training stopped instead of going on at chance level."""
 
     exit_code = 3
-    hint_ja = ("損失が NaN / 無限大になり、学習が発散しました。学習率 (lr) を 1/10 にする、"
+    hint_ja = ("損失が NaN / 無限大 (または極端に大きな値) になり、学習が発散しました。学習率 (lr) を 1/10 にする、"
                "混合精度を切る (amp=False) などを試してください。")
 
 

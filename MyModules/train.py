@@ -195,12 +195,15 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (outputs.detach().argmax(1) == labels).sum()
         seen += labels.shape[0]
-        # A NaN/inf loss makes the sum non-finite for good, so checking the sum now and then is enough;
-        # on the CPU reading it costs nothing, so check every step there.
-        if step % log_every == 0 or step == steps or device.type == "cpu":
-            _check_diverged(loss_sum.item() / seen, outputs.shape[-1], epoch, step, optimizer)
-        if step % log_every == 0 or step == steps:
-            running = {"loss": loss_sum.item() / seen, "accuracy": 100.0 * correct.item() / seen}
+        # A NaN/inf loss makes the sum non-finite for good and a blown-up one keeps the mean huge, so
+        # checking the running mean now and then is enough; on the CPU reading it costs nothing, so
+        # check every step there.
+        report = step % log_every == 0 or step == steps
+        if report or device.type == "cpu":
+            mean_loss = loss_sum.item() / seen
+            _check_diverged(mean_loss, outputs.shape[-1], epoch, step, optimizer)
+        if report:
+            running = {"loss": mean_loss, "accuracy": 100.0 * correct.item() / seen}
             bar.set_postfix(loss=f"{running['loss']:.3f}", acc=f"{running['accuracy']:.1f}%")
             if on_log is not None:
                 on_log(step, running)
@@ -222,12 +225,12 @@ DIVERGED_LOSS_FACTOR = 100.0
 def _check_diverged(mean_loss: float, num_classes: int, epoch: int, step: int,
                     optimizer: torch.optim.Optimizer) -> None:
     """Stop at once when the loss diverged (NaN, inf, or huge), instead of training on at chance level."""
-    limit = DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
-    if math.isfinite(mean_loss) and mean_loss <= limit:
+    guessing = math.log(max(num_classes, 2))  # the loss of a uniform prediction
+    if math.isfinite(mean_loss) and mean_loss <= DIVERGED_LOSS_FACTOR * guessing:
         return
     lr = optimizer.param_groups[0]["lr"]
     became = ("NaN" if math.isnan(mean_loss) else "infinite" if math.isinf(mean_loss)
-              else f"{mean_loss:.3g} (guessing gives {math.log(max(num_classes, 2)):.2f})")
+              else f"{mean_loss:.3g} (guessing gives {guessing:.2f})")
     raise DivergenceError(
         f"training diverged: the loss became {became} in epoch {epoch} "
         f"by step {step} (learning rate {lr:.3g}); try a lower learning rate (e.g. --lr {lr / 10:.3g}) "

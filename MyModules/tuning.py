@@ -488,7 +488,7 @@ def load_trial_model(trial: optuna.trial.FrozenTrial, num_classes: int, *, space
     else:
         model = model_from_params(trial.params, space or SearchSpace(), num_classes)
     path = trial.user_attrs.get("checkpoint")
-    if not path or not Path(path).exists() or (Path(path).is_dir() and not has_checkpoint(path)):
+    if not path or not (Path(path).is_file() or has_checkpoint(path)):
         raise TuningError(f"trial {trial.number} has no checkpoint here ({path}); it was saved on host "
                           f"{trial.user_attrs.get('host', '?')}")
     state = load_checkpoint(path, map_location=device)
