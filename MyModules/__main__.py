@@ -5,14 +5,17 @@ Thin on purpose: it parses arguments, then calls ``env``, ``data``, ``loader``, 
 
 Exit codes: 0 done; 2 a problem you can fix (bad argument, missing or damaged data, checkpoint or
 folder; the line says what to do); 3 training diverged (the loss became NaN, infinite or huge); 130
-interrupted (Ctrl-C; the last complete epoch is kept, continue with ``--resume``).
+interrupted (Ctrl-C; the last complete epoch is kept, continue with ``--resume``). After Ctrl-C the
+process ends killed by SIGINT (see :func:`run`), which a shell shows as status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -310,7 +313,7 @@ def run_tune(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("interrupted: a trial that was running is queued again and continues from its last complete epoch; "
               f"continue with: {resume_command()}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -444,5 +447,32 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def run() -> None:
+    """``python -m MyModules`` and the ``mymodules`` script: :func:`main`, then exit with its code.
+
+    After Ctrl-C the process ends killed by SIGINT, not with a plain exit code 130, as Python ends an
+    unhandled KeyboardInterrupt. Bash stops a loop or a script only when its child died of SIGINT; a
+    child that exits 130 looks as if it handled Ctrl-C itself, so ``for lr in ...; do python -m MyModules
+    train ...; done`` went on with the next run. It also makes the ending the same wherever the signal
+    lands: under ``python -m`` (measured on 3.10 to 3.13) Python kills itself with SIGINT anyway when the
+    KeyboardInterrupt struck code built from a string by ``exec`` (dataclasses do that while
+    torch._dynamo is imported at the first optimizer step), even though main caught it. The kill comes
+    after the other exit handlers and after buffered output.
+    """
+    codes: list[int] = []
+
+    def end_by_sigint_after_ctrl_c() -> None:
+        if codes == [EXIT_INTERRUPTED] and os.name == "posix":  # elsewhere the exit code 130 stands
+            sys.stdout.flush()
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    # Registered before main imports anything, so it runs after every exit handler registered later.
+    atexit.register(end_by_sigint_after_ctrl_c)
+    codes.append(main())
+    sys.exit(codes[0])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -181,7 +181,7 @@ def test_ctrl_c_then_the_same_command_retries_the_interrupted_trial(tmp_path, da
     (trial,) = wait_for(lambda: running_with_epochs(journal, name), "a trial's first epoch", process=first)
     first.send_signal(signal.SIGINT)  # Ctrl-C in a terminal
     out, _ = first.communicate(timeout=60)
-    assert first.returncode == 130, out
+    assert first.returncode == -signal.SIGINT, out  # as Python ends a Ctrl-C: a shell stops its script
     said = [line for line in out.splitlines() if line.startswith("interrupted")]
     assert len(said) == 1 and "continue with: python -m MyModules tune" in said[0] and str(journal) in said[0], out
     stopped = load(journal, name).trials[trial.number]
