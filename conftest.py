@@ -2,6 +2,8 @@
 
 * Every test and every notebook kernel runs in test mode (``COURSE_TEST_MODE=1``) with a throw-away
   course folder, and imports MyModules from this checkout.
+* The suite runs on every core (``-n auto --dist loadfile`` in pyproject.toml): each worker has its
+  own course folder and its share of the cores; ``-n 0`` runs it in one process.
 * Solution and stand-alone notebooks run under nbval (``--nbval-lax``: only cells marked
   ``# NBVAL_CHECK_OUTPUT`` compare outputs).
 * Student templates (``ExerciseNN/<name>.ipynb`` with a ``solutions/<name>.ipynb``) are run by
@@ -26,15 +28,32 @@ _TMP: list[str] = []
 def pytest_configure(config):
     os.environ["COURSE_TEST_MODE"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
-    if "COURSE_DIR" not in os.environ:
-        _TMP.append(tempfile.mkdtemp(prefix="course-test-"))
-        os.environ["COURSE_DIR"] = os.environ["_COURSE_DIR_OF_TESTS"] = _TMP[-1]
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker and os.environ.get("_COURSE_DIR_OF_TESTS") == os.environ["COURSE_DIR"]:
-        # pytest -n: each worker its own course folder (studies, runs), inside the controller's.
+    if not worker:  # the one pytest process, or the controller of pytest -n
+        if "COURSE_DIR" not in os.environ:
+            _TMP.append(tempfile.mkdtemp(prefix="course-test-"))
+            os.environ["COURSE_DIR"] = _TMP[-1]
+        os.environ["_COURSE_DIR_OF_TESTS"] = os.environ["COURSE_DIR"]
+    elif os.environ.get("_COURSE_DIR_OF_TESTS") == os.environ.get("COURSE_DIR"):
+        # pytest -n: each worker its own course folder (studies, runs) inside the controller's, also
+        # when the user chose that folder (tools/mutate.py does); processes a test starts keep it.
         os.environ["COURSE_DIR"] = str(Path(os.environ["COURSE_DIR"]) / worker)
+    _share_cores_between_workers()
     paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def _share_cores_between_workers() -> None:
+    """pytest -n N: each worker, and every process it starts, uses its share of the cores.
+
+    torch starts one compute thread per core in every process. Two workers on two cores then run four
+    busy threads that wait on each other: measured here, ``-n 2`` took 348 s against 305 s for one
+    process, and about 190 s once each worker had one thread. A value the user set is kept.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // workers))
 
 
 def pytest_unconfigure(config):
