@@ -191,6 +191,7 @@ def test_course_errors_show_as_one_line_in_notebooks():
 
     shell = InteractiveShell.instance()
     assert errors.show_in_notebooks(shell)
+    assert errors.show_in_notebooks()  # env.setup()'s call finds the running shell by itself
     proc_out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent("""
             from IPython.core.interactiveshell import InteractiveShell
@@ -202,3 +203,9 @@ def test_course_errors_show_as_one_line_in_notebooks():
     out = proc_out.stdout + proc_out.stderr
     assert "DivergenceError: loss became NaN" in out and "学習率" in out
     assert "Traceback" not in out and "raise DivergenceError" not in out
+
+
+def test_the_command_line_neither_installs_the_notebook_display_nor_imports_ipython():
+    code = "import sys; from MyModules import errors; print(errors.show_in_notebooks(), 'IPython' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.stdout.split() == ["False", "False"], done.stderr
