@@ -4,6 +4,10 @@ Each is made the way users make them: ``python -m MyModules train`` in a subproc
 small generated data in the real formats), or ``train.fit`` from Python for a 1-channel model (the
 command line's models take 3 channels). ``killed`` is a run stopped with SIGKILL after its first
 epoch's checkpoint, ``resumed`` the same run continued with ``--resume``.
+
+Under ``pytest -n`` the first worker that asks makes a run, in the folder all workers share, and the
+others wait for it and read it (:func:`made_once`). Tests read these runs or copy them; the one file a
+test adds (export's model.onnx) is written atomically.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +32,21 @@ QUIET = ["--no-progress", "--no-plots", "--no-tensorboard"]
 
 
 def runs_root() -> Path:
-    return Path(os.environ["COURSE_DIR"]) / "fixture-runs"
+    # The controller's course folder (conftest.py): one for every pytest -n worker.
+    return Path(os.environ.get("_COURSE_DIR_OF_TESTS", os.environ["COURSE_DIR"])) / "fixture-runs"
+
+
+def made_once(name: str, make: Callable[[Path], object]) -> Path:
+    """``runs_root() / name``, made by ``make(folder)`` once per test session, whichever worker asks first."""
+    root = runs_root()
+    root.mkdir(parents=True, exist_ok=True)
+    out, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a failed attempt left
+            make(out)
+            done.touch()
+    return out
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -38,17 +58,21 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 @functools.cache
 def trained_run(dataset: str) -> Path:
     """A finished 2-epoch run of the tutorial Net on ``dataset`` (synthetic: colour, mnist: grayscale)."""
-    out = runs_root() / f"net-{dataset}"
-    result = cli("train", "--dataset", dataset, "--epochs", "2", "--batch-size", "32", "--no-amp",
-                 "--out", out, *QUIET)
-    assert result.returncode == 0, result.stderr
-    return out
+    def make(out: Path) -> None:
+        result = cli("train", "--dataset", dataset, "--epochs", "2", "--batch-size", "32", "--no-amp",
+                     "--out", out, *QUIET)
+        assert result.returncode == 0, result.stderr
+
+    return made_once(f"net-{dataset}", make)
 
 
 @functools.cache
 def killed_run() -> Path:
     """A run of 2 planned epochs killed (SIGKILL) as soon as epoch 1 is saved."""
-    out = runs_root() / "killed"
+    return made_once("killed", _kill_after_the_first_epoch)
+
+
+def _kill_after_the_first_epoch(out: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     process = subprocess.Popen([sys.executable, "-m", "MyModules", "train", "--dataset", "synthetic",
                                 "--model", "widenet", "--epochs", "2", "--batch-size", "32", "--no-amp",
@@ -67,17 +91,17 @@ def killed_run() -> Path:
             process.kill()
         process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    return out
 
 
 @functools.cache
 def resumed_run() -> Path:
     """:func:`killed_run` copied and continued to its end with ``--resume``."""
-    out = runs_root() / "resumed"
-    shutil.copytree(killed_run(), out)
-    result = cli("train", "--resume", "--out", out, *QUIET)
-    assert result.returncode == 0, result.stderr
-    return out
+    def make(out: Path) -> None:
+        shutil.copytree(killed_run(), out)
+        result = cli("train", "--resume", "--out", out, *QUIET)
+        assert result.returncode == 0, result.stderr
+
+    return made_once("resumed", make)
 
 
 class GrayNet(nn.Module):
@@ -95,6 +119,10 @@ class GrayNet(nn.Module):
 @functools.cache
 def gray_run() -> Path:
     """A 1-channel MNIST run made from Python with ``fit``; its preprocessing recorded in summary.json."""
+    return made_once("gray", _fit_gray_net)
+
+
+def _fit_gray_net(out: Path) -> None:
     from MyModules import env
     from MyModules.data import load_dataset
     from MyModules.loader import make_loaders
@@ -104,12 +132,10 @@ def gray_run() -> Path:
     assert dataset.image_shape == (1, 32, 32)
     train_loader, test_loader = make_loaders(dataset, 32, "cpu", seed=0)
     torch.manual_seed(0)
-    out = runs_root() / "gray"
     preprocessing = {"image_size": 32, "channels": 1, "mean": list(dataset.mean), "std": list(dataset.std)}
     fit(GrayNet(), train_loader, test_loader, TrainConfig(epochs=2, batch_size=32, amp=False), "cpu",
         run_dir=out, classes=dataset.classes, progress=False,
         info={"dataset": "mnist", "preprocessing": preprocessing})
-    return out
 
 
 def native_test_images(dataset: str) -> tuple[np.ndarray, np.ndarray]:
