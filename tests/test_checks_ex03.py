@@ -184,7 +184,7 @@ def other_shape(study, num_classes):
 
 @pytest.mark.parametrize("wrong, match", [
     (lambda s, n: (tuning.best_trial(s), None), "まだ設定されていません"),  # the template
-    (not_loaded, "load_state_dict"),  # the model built but its weights never loaded
+    (not_loaded, "チェックポイントと違います"),  # the model built but its weights never loaded
     (other_shape, "エラーになりました"),  # rebuilt with other parameters: load_state_dict refuses
     (lambda s, n: load_best(s, n)[1], "2 つを返して"),  # returns the model only
     (lambda s, n: (s.best_trial.params, load_best(s, n)[1]), "FrozenTrial"),  # params instead of the trial

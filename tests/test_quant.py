@@ -164,6 +164,8 @@ def test_power_of_two():
     want = torch.tensor([0.0, 0.0, 0.125, 0.125, 0.25, -0.25, 0.5, -1.0, 1.0, 1.0, 1.0, -1.0, NAN])
     assert same(p(x).abs(), want.abs()) and same(torch.sign(p(x)), torch.sign(want))
     assert torch.equal(grad_of(p, torch.tensor([-1.01, -1.0, 0.0, 0.3, 1.0, 1.5])), torch.tensor([0.0, 1, 1, 1, 1, 0]))
+    wide = quant.PowerOfTwo(min_exp=-4, max_exp=1)  # the gradient passes up to the largest level, 2**1
+    assert torch.equal(grad_of(wide, torch.tensor([-2.01, -2.0, 1.5, 2.0, 2.01])), torch.tensor([0.0, 1, 1, 1, 0]))
     levels = p(torch.linspace(-2, 2, 4001)).unique()
     assert set(levels.tolist()) == {0.0, 0.125, 0.25, 0.5, 1.0, -0.125, -0.25, -0.5, -1.0}
 

@@ -56,12 +56,19 @@ LOADER, TRAIN, METRICS = "MyModules/loader.py", "MyModules/train.py", "MyModules
 TB, HOOKS, QUANT, MODELS = "MyModules/tb_logging.py", "MyModules/hooks.py", "MyModules/quant.py", "MyModules/models.py"
 CKPT, PLOTS, NBTOOL, DATA = "MyModules/checkpoint.py", "MyModules/plots.py", "tools/notebooks.py", "MyModules/data.py"
 ATOMIC, RUNFOLDER, FORMATS = "MyModules/atomic.py", "MyModules/run_folder.py", "MyModules/formats.py"
+STORAGE, TUNING = "MyModules/study_storage.py", "MyModules/tuning.py"
+EX01, EX02 = "MyModules/checks/ex01.py", "MyModules/checks/ex02.py"
+EX03, EX04 = "MyModules/checks/ex03.py", "MyModules/checks/ex04.py"
 T_PATH = "tests/test_loader_path.py"
 T_PATH_MAIN = T_PATH + "::test_device_loader_training_batches_are_randomcrop_and_flip_of_their_own_images"
 T_EVAL = "tests/test_evaluate.py"
 T_STEP = "tests/test_train_step.py"
 T_TBV = "tests/test_tb_values.py"
 T_NB = "tests/test_notebook_tool_extra.py"
+T_FAULTS = "tests/test_tuning_faults.py"
+T_HEARTBEAT = T_FAULTS + "::test_heartbeat_keeps_a_long_trial_alive_and_its_silence_gets_it_retried"
+T_EX01, T_EX02 = "tests/test_checks_ex01.py", "tests/test_checks_ex02.py"
+T_EX03, T_EX04 = "tests/test_checks_ex03.py", "tests/test_checks_ex04.py"
 
 MUTATIONS: list[Mutation] = [
     # --- loader: the DeviceLoader's own crop and flip, the test loader, the standard path ----------------
@@ -204,6 +211,80 @@ MUTATIONS: list[Mutation] = [
     m("quant: STE passes gradients outside the clip range", QUANT,
       "torch.where(x.abs() <= limit, grad_output, torch.zeros_like(grad_output))", "grad_output",
       "tests/test_quant.py::test_sign_backward_is_the_straight_through_estimator"),
+    m("quant: int8 STE window leaves out its ends", QUANT,
+      "inside = (x >= INT8_MIN) & (x <= INT8_MAX)", "inside = (x > INT8_MIN) & (x < INT8_MAX)",
+      "tests/test_quant.py::test_int8_backward_is_the_indicator_of_the_range"),
+    m("quant: fixed-point saturation mask taken before scaling", QUANT,
+      "ctx.save_for_backward((scaled >= low) & (scaled <= high))", "ctx.save_for_backward((x >= low) & (x <= high))",
+      "tests/test_quant.py::test_fixed_point_generalises_int8"),
+    m("quant: power-of-two STE window copied from sign", QUANT,
+      "return _straight_through(grad_output, x, ctx.limit), None, None",
+      "return _straight_through(grad_output, x, 1.0), None, None", "tests/test_quant.py::test_power_of_two"),
+    m("quant: ternary STE without saturation", QUANT,
+      "return _straight_through(grad_output, x, 1.0), None\n", "return grad_output, None\n",
+      "tests/test_quant.py::test_ternary"),
+    # --- Optuna (session 3): heartbeats, stale trials, retries, surplus trials, study names ----------------
+    m("storage: heartbeat thread beats once", STORAGE,
+      "target=self._run,", "target=self.beat,", T_HEARTBEAT),
+    m("storage: heartbeat time frozen in a default argument", STORAGE,
+      "    def beat(self) -> None:\n        try:\n            self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())",
+      "    def beat(self, now: float = time.time()) -> None:\n        try:\n"
+      "            self.trial.set_user_attr(HEARTBEAT_ATTR, now)", T_HEARTBEAT),
+    m("storage: heartbeat on the monotonic clock (live trials declared dead)", STORAGE,
+      "self.trial.set_user_attr(HEARTBEAT_ATTR, time.time())", "self.trial.set_user_attr(HEARTBEAT_ATTR, time.monotonic())",
+      T_HEARTBEAT),
+    m("storage: a silent trial's start read as UTC (never declared dead east of UTC)", STORAGE,
+      "    return start.timestamp() if start.tzinfo is None else start.astimezone().timestamp()",
+      "    import calendar\n\n    return calendar.timegm(start.timetuple())  # datetime_start is UTC",
+      T_FAULTS + "::test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried"),
+    m("storage: retry does not record retry_of", STORAGE,
+      "attrs = {RETRY_OF_ATTR: trial.number, RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}",
+      "attrs = {RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}", T_HEARTBEAT),
+    m("storage: retry forgets the earlier attempt's checkpoint", STORAGE,
+      'checkpoint = trial.user_attrs.get("checkpoint") or trial.user_attrs.get(RESUME_FROM_ATTR)',
+      "checkpoint = trial.user_attrs.get(RESUME_FROM_ATTR)",
+      T_FAULTS + "::test_ctrl_c_then_the_same_command_retries_the_interrupted_trial"),
+    m("tuning: surplus trials counted off by one", TUNING,
+      "return number in live and live.index(number) >= n_trials",
+      "return number in live and live.index(number) > n_trials",
+      "tests/test_tuning.py::test_surplus_trial_is_the_one_that_asked_last"),
+    m("study name: your own functions identified by name only", TUNING,
+      '"functions": [_source(f) for f in (self.suggest_config, self.build_model) if f is not None],',
+      '"functions": [f.__qualname__ for f in (self.suggest_config, self.build_model) if f is not None],',
+      T_FAULTS + "::test_study_name_follows_your_own_functions"),
+    m("study name: comments and docstrings start a new study", TUNING,
+      "    return ast.dump(tree)", "    return source", T_FAULTS + "::test_study_name_follows_your_own_functions"),
+    m("tuning: a retry trains its copied checkpoint from scratch", TUNING,
+      "resume=bool(history), callbacks=callbacks", "resume=False, callbacks=callbacks",
+      T_FAULTS + "::test_ctrl_c_then_the_same_command_retries_the_interrupted_trial"),
+    m("study name: digest of the identity's keys only", STORAGE,
+      "hashlib.sha256(json.dumps(canonical(identity), sort_keys=True).encode())",
+      "hashlib.sha256(str(sorted(canonical(identity))).encode())",
+      "tests/test_tuning.py::test_default_study_name_follows_the_search_and_a_reused_name_is_refused"),
+    # --- self-checks: a wrong answer a test names is accepted -----------------------------------------------
+    m("ex01: a whole float from / accepted as a size", EX01,
+      "if got == want and not isinstance(got, int):",
+      "if got == want and isinstance(got, float) and not got.is_integer():",
+      T_EX01 + "::test_conv_output_size_names_the_mistake"),
+    m("ex01: ReLU before BatchNorm accepted (shapes compared, not values)", EX01,
+      "        if not torch.equal(following.input, conv.output):",
+      "        if following.input_shape != conv.output_shape:",
+      T_EX01 + "::test_bn_net_batchnorm_after_functional_relu_is_rejected",
+      T_EX01 + "::test_vgg11_relu_before_batchnorm_functional"),
+    m("ex02: a logger with one activation layer accepted", EX02,
+      "    if len(layers) < 2:\n", "    if not layers:\n", T_EX02 + "::test_logger_check"),
+    m("ex03: a linear learning-rate scale accepted", EX03,
+      "        if not lr.log:\n", "        if lr.log is None:\n", T_EX03 + "::test_suggest_config_names_the_mistake"),
+    m("ex03: loaded weights compared by shape only", EX03,
+      "any(not torch.equal(mine[k].cpu(), saved[k].cpu()) for k in saved)",
+      "any(mine[k].shape != saved[k].shape for k in saved)", T_EX03 + "::test_load_best_names_the_mistake"),
+    m("ex03: optimizer choices checked as a subset", EX03,
+      'if set(opt.choices) != {"sgd", "adam"}:', 'if not set(opt.choices) <= {"sgd", "adam"}:',
+      T_EX03 + "::test_suggest_config_names_the_mistake"),
+    m("ex04: fixed-point check forgives gradients past the ends", EX04,
+      "ends = (scaled == -(2 ** (bits - 1))) | (scaled == 2 ** (bits - 1) - 1)",
+      "ends = (scaled <= -(2 ** (bits - 1))) | (scaled >= 2 ** (bits - 1) - 1)",
+      T_EX04 + "::test_fixed_point_wrong_answers"),
     # --- models ----------------------------------------------------------------------------------------------
     m("models: WideNet without BatchNorm", MODELS,
       "if batch_norm:\n                layers.append(nn.BatchNorm2d(cout))", "if False:\n                pass",
@@ -251,6 +332,10 @@ HOME_TESTS: dict[str, tuple[str, ...]] = {
     PLOTS: ("tests/test_plots.py",),
     NBTOOL: ("tests/test_notebook_tool.py",),
     DATA: ("tests/test_data.py", "tests/test_loader.py"),
+    EX01: ("tests/test_checks_ex01.py",),
+    EX02: ("tests/test_checks_ex02.py",),
+    EX03: ("tests/test_checks_ex03.py",),
+    EX04: ("tests/test_checks_ex04.py",),
 }
 
 
