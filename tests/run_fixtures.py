@@ -12,7 +12,9 @@ test adds (export's model.onnx) is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 import shutil
 import signal
@@ -50,9 +52,24 @@ def made_once(name: str, make: Callable[[Path], object]) -> Path:
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m MyModules ARGS`` as a real process; each command keeps at least one test through it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))  # COURSE_TEST_MODE and COURSE_DIR come from conftest
     return subprocess.run([sys.executable, "-m", "MyModules", *map(str, args)], env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def in_process(*args: str) -> subprocess.CompletedProcess:
+    """What :func:`cli` returns, from ``main(ARGS)`` (what ``python -m MyModules`` runs) in this process.
+
+    Saves each call a new interpreter's 3 s of imports (torch, torch._dynamo).
+    """
+    from MyModules.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(map(str, args)))
+    return subprocess.CompletedProcess(["python", "-m", "MyModules", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
 
 
 @functools.cache

@@ -1,4 +1,6 @@
-"""``python -m MyModules export``: ONNX run by onnxruntime (and TorchScript) against PyTorch on test images."""
+"""``python -m MyModules export``: ONNX run by onnxruntime (and TorchScript) against PyTorch on test images.
+
+The ONNX export runs as a real process, the others through ``main`` in this process."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import onnx  # the export extra, part of .[dev]
 import onnxruntime as ort
 import pytest
 import torch
-from run_fixtures import GrayNet, cli, gray_run, trained_run
+from run_fixtures import GrayNet, cli, gray_run, in_process, trained_run
 
 from MyModules.data import load_dataset
 from MyModules.export import check_export, export_onnx
@@ -62,7 +64,7 @@ def test_onnx_of_a_one_channel_run_takes_one_channel_and_matches_at_batch_1_and_
 def test_cli_export_torchscript_loads_with_torch_jit(tmp_path):
     run = trained_run("mnist")
     out = tmp_path / "model.pt"
-    result = cli("export", run, "--format", "torchscript", "--output", out)
+    result = in_process("export", run, "--format", "torchscript", "--output", out)
     assert result.returncode == 0, result.stderr
     extra = {"metadata.json": ""}
     module = torch.jit.load(str(out), _extra_files=extra)
@@ -74,5 +76,5 @@ def test_cli_export_torchscript_loads_with_torch_jit(tmp_path):
 
 
 def test_export_of_a_missing_run_is_one_line(tmp_path):
-    result = cli("export", tmp_path / "absent")
+    result = in_process("export", tmp_path / "absent")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1

@@ -1,4 +1,6 @@
-"""load_model and predict on real run folders: files, folders, broken images, grayscale and colour runs."""
+"""load_model and predict on real run folders: files, folders, broken images, grayscale and colour runs.
+
+``python -m MyModules predict`` runs once as a real process, otherwise through ``main`` in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from run_fixtures import cli, gray_run, native_test_images, trained_run, write_pngs
+from run_fixtures import cli, gray_run, in_process, native_test_images, trained_run, write_pngs
 
 from MyModules.data import CIFAR10_CLASSES, MNIST_CLASSES, load_dataset
 from MyModules.errors import CheckpointError, RunFolderError
@@ -94,7 +96,7 @@ def test_cli_predict_top_k_and_files_mixed_with_folders(tmp_path):
     native = native_test_images("mnist")[0]
     single = write_pngs(tmp_path / "one", native[:1])[0]
     more = write_pngs(tmp_path / "more", native[1:4])
-    result = cli("predict", run, single, tmp_path / "more", "--top", "3")
+    result = in_process("predict", run, single, tmp_path / "more", "--top", "3")
     assert result.returncode == 0, result.stderr
     lines = parse(result.stdout)
     assert list(lines) == [str(single), *map(str, more)]
@@ -116,7 +118,7 @@ def test_cli_predict_reports_each_broken_file_once_and_goes_on(tmp_path):
     empty.write_bytes(b"")
     (folder / "notes.txt").write_text("not an image suffix: skipped")
     missing = tmp_path / "missing.png"
-    result = cli("predict", run, folder, missing)
+    result = in_process("predict", run, folder, missing)
     assert result.returncode == 1  # some files failed; the rest were predicted
     assert list(parse(result.stdout)) == [str(p) for p in good]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -151,5 +153,5 @@ def test_wrong_model_and_missing_run_are_course_errors(tmp_path):
         load_model(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(trained_run("synthetic"), model=torch.nn.Linear(3, 3))
-    result = cli("predict", tmp_path / "nope", tmp_path)
+    result = in_process("predict", tmp_path / "nope", tmp_path)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")

@@ -1,4 +1,5 @@
-"""``python -m MyModules inspect`` on a finished, a killed and a resumed run (real processes, SIGKILL)."""
+"""``python -m MyModules inspect`` on a finished, a killed and a resumed run (SIGKILL), as real processes
+or through ``main`` in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 
 import pytest
 import torch
-from run_fixtures import cli, killed_run, resumed_run, trained_run
+from run_fixtures import cli, in_process, killed_run, resumed_run, trained_run
 
 from MyModules.checkpoint import load_checkpoint
 from MyModules.data import CIFAR10_CLASSES, load_dataset
@@ -16,7 +17,7 @@ from MyModules.inspect_run import describe_run
 
 
 def inspect_json(run) -> dict:
-    result = cli("inspect", run, "--json")
+    result = in_process("inspect", run, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -66,7 +67,7 @@ def test_killed_run_shows_the_last_complete_epoch_and_evaluates_its_checkpoint()
     assert info["per_class_source"] == "the checkpoint's last evaluation (epoch 1)"
     assert weighted_accuracy(info["per_class_accuracy"]) == pytest.approx(float(metrics(run)[0]["test_accuracy"]),
                                                                           abs=1e-3)
-    text = cli("inspect", run).stdout
+    text = in_process("inspect", run).stdout
     assert "interrupted after epoch 1 of 2" in text and "--resume" in text
 
 
@@ -103,13 +104,13 @@ def test_resumed_run_is_finished_with_every_epoch():
 
 def test_not_a_run_folder_is_one_line_and_exit_code_2(tmp_path):
     (tmp_path / "empty").mkdir()
-    for folder in (tmp_path / "empty", tmp_path / "absent"):
-        result = cli("inspect", folder)
+    for run, folder in ((cli, tmp_path / "empty"), (in_process, tmp_path / "absent")):
+        result = run("inspect", folder)
         assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
         assert "Traceback" not in result.stderr
     torn = tmp_path / "torn"
     torn.mkdir()
     whole = max(trained_run("synthetic").glob("checkpoint-*.pt"), key=lambda p: p.stat().st_mtime_ns)
     (torn / whole.name).write_bytes(whole.read_bytes()[:1000])  # cut off, as by a full disk
-    result = cli("inspect", torn)
+    result = in_process("inspect", torn)
     assert result.returncode == 2 and "damaged" in result.stderr and "Traceback" not in result.stderr
