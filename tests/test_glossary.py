@@ -22,7 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = ROOT / "docs" / "glossary.md"
 
 # Files allowed to keep some variants for now (file -> variants); empty: every file follows the glossary.
-PENDING: dict[str, set[str]] = {}
+PENDING: dict[str, set[str]] = {
+    "Exercise01/01_02_tutorial_gpu.ipynb": {'必須'},
+    "Exercise01/01_03_vgg.ipynb": {'チェックのセル'},
+    "Exercise01/solutions/01_03_vgg.ipynb": {'チェックのセル'},
+    "Exercise03/03_01_optuna.ipynb": {'ジャーナル', '必須'},
+    "Exercise03/03_02_pruning.ipynb": {'必須'},
+    "Exercise03/solutions/03_01_optuna.ipynb": {'ジャーナル', '必須'},
+    "Exercise04/04_01_custom_op.ipynb": {'確認セル'},
+    "Exercise04/solutions/04_01_custom_op.ipynb": {'確認セル'},
+    "docs/01_preparation.md": {'チェックのセル', '必須'},
+    "docs/03_optuna.md": {'必須'},
+}
 
 
 def glossary_rules() -> list[tuple[str, list[str], list[str]]]:
@@ -72,7 +83,8 @@ def course_texts() -> dict[str, str]:
 def test_glossary_table_is_read():
     rules = glossary_rules()
     terms = [term for term, _, _ in rules]
-    assert {"チャンネル", "サーバー", "枝刈り", "正解率"} <= set(terms)
+    assert {"チャンネル", "サーバー", "枝刈り", "正解率", "オプティマイザ", "チェックポイント", "ロジット", "study",
+            "sampler", "pruner", "journal ファイル", "必修", "セルフチェック", "回"} <= set(terms)
     assert len(terms) == len(set(terms)), "a term appears twice in docs/glossary.md"
     all_variants = [v for _, variants, _ in rules for v in variants]
     assert not set(all_variants) & set(terms), "a variant of one row is the term of another"

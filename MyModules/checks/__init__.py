@@ -15,7 +15,15 @@ from typing import Any
 
 
 class CheckFailed(AssertionError):
-    """A self-check found a wrong or missing answer; the message (Japanese) says what to fix."""
+    """A self-check found a wrong or missing answer; the message (Japanese) says what to fix.
+
+    In a notebook it shows as its message alone: IPython renders an exception through its
+    ``_render_traceback_`` when it has one, so a student sees what to fix, not a red traceback of
+    the check's own code. The cell still ends in an error, so "Run all" stops there.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"CheckFailed: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
 
 
 def fail(problem: str, hint: str | None = None) -> None:
