@@ -277,6 +277,7 @@ def load_dataset(
             raise DatasetError("imagefolder needs data_dir (--data-root): the folder with train/ and test/")
         data_dir = env.data_folder(env.course_dir(), limits is not None)
     root = Path(data_dir).expanduser()
+    env.ensure_drive(root)  # a dead or unmounted Drive: mount it again, or say so
     generated = limits is not None or name == "synthetic"
     if name in ("cifar10", "cifar100"):
         train, test, classes = _load_cifar(name, root, generated, download)

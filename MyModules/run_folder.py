@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from . import atomic
+from . import atomic, env
 from .checkpoint import LEGACY_NAME, SLOTS, has_checkpoint
-from .errors import RunFolderError
+from .errors import RunFolderError, dead_mount_error, is_dead_mount
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 
@@ -30,6 +30,7 @@ METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_a
 def prepare(run_dir: str | os.PathLike) -> Path:
     """Create ``run_dir`` if needed, check that it can be written, and remove temp files of killed writes."""
     run_dir = Path(run_dir)
+    env.ensure_drive(run_dir)  # a dead or unmounted Drive: mount it again, or say so (never the VM's disk)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir} is a file, not a folder: choose another run folder (--out)")
     try:
@@ -82,6 +83,8 @@ def _writing(path: Path, write) -> Path:
     try:
         return write()
     except OSError as e:
+        if is_dead_mount(e):
+            raise dead_mount_error(e) from e
         raise RunFolderError(f"cannot write {path} ({e.strerror or e}); the previous version is kept: free some "
                              "space or fix the folder, then resume") from e
 

@@ -41,7 +41,7 @@ from .checkpoint import (
     restore_rng,
     save_run_checkpoint,
 )
-from .errors import CheckpointError, ConfigError, DivergenceError
+from .errors import CheckpointError, ConfigError, DivergenceError, DriveError
 from .loader import AUGMENTS
 from .metrics import confusion_matrix, format_per_class, per_class_accuracy
 from .models import count_parameters
@@ -399,7 +399,19 @@ def resume_state(t: Training, run_dir: Path | None, info: dict[str, Any] | None)
 
 
 def save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
-    """Checkpoint first, then the CSV: a kill in between loses no row (the CSV is rebuilt on resume)."""
+    """Checkpoint first, then the CSV: a kill in between loses no row (the CSV is rebuilt on resume).
+
+    When Drive's mount died during the epoch (Colab, "Transport endpoint is not connected"), Drive is
+    mounted again and the epoch saved after all, instead of losing the run since its last checkpoint.
+    """
+    try:
+        _save_state(t, run, run_dir, info)
+    except DriveError:
+        env.mount_drive()  # force_remount in the notebook; elsewhere a DriveError that says what to do
+        _save_state(t, run, run_dir, info)
+
+
+def _save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
     save_run_checkpoint({
         "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
@@ -486,6 +498,8 @@ def _finish(t: Training, run: RunState, run_dir: Path | None, classes, info, cal
         print(format_per_class(run.confusion, classes))
     for cb in callbacks:
         cb.on_train_end(summary)
+    if progress:
+        env.remind_to_finish(run_dir)  # Colab: once per runtime, the finish cell flushes Drive
     return FitResult(run.history, summary, run_dir, run.confusion)
 
 
