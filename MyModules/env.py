@@ -103,9 +103,13 @@ test_mode.__test__ = False  # type: ignore[attr-defined]
 
 def drive_state(mount_point: Path | None = None) -> str:
     """``"mounted"``, ``"unmounted"`` or ``"dead"`` (a mount whose FUSE daemon is gone: every file
-    operation on it fails with "Transport endpoint is not connected", where ``Path.is_dir`` raises)."""
+    operation on it fails with "Transport endpoint is not connected", where ``Path.is_dir`` raises).
+
+    It asks the file system itself (``statvfs``): ``stat`` can be answered from the kernel's cache of
+    file attributes for a while after the mount died (measured on the emulated Drive's FUSE mount).
+    """
     try:
-        os.stat((mount_point or drive_mount_point()) / "MyDrive")
+        os.statvfs((mount_point or drive_mount_point()) / "MyDrive")
     except FileNotFoundError:
         return "unmounted"
     except OSError:

@@ -123,7 +123,7 @@ def mount_drive():
     from google.colab import drive
 
     try:
-        os.stat(DRIVE / "MyDrive")
+        os.statvfs(DRIVE / "MyDrive")  # stat は切れたあともしばらくキャッシュから答えるので statvfs で確かめる
         return  # マウント済み
     except FileNotFoundError:
         remount = False
@@ -132,7 +132,7 @@ def mount_drive():
         remount = True
     try:
         drive.mount(str(DRIVE), force_remount=remount)
-        os.stat(DRIVE / "MyDrive")
+        os.statvfs(DRIVE / "MyDrive")
     except Exception:
         raise SetupStopped("Google Drive をマウントできませんでした。メニュー「ランタイム」→「ランタイムを接続解除して削除」を"
                            "選んでから、このセルをもう一度実行し、Google アカウントを選んで許可してください。") from None

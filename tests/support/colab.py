@@ -104,7 +104,7 @@ class EmulatedColab:
         os.kill(pid, signal.SIGKILL)
         for _ in range(100):
             try:
-                os.stat(self.mount_point / "MyDrive")
+                os.statvfs(self.mount_point / "MyDrive")  # stat may answer from the kernel's cache
             except OSError as e:
                 if e.errno == errno.ENOTCONN:
                     return
