@@ -46,7 +46,12 @@ def prepare(run_dir: str | os.PathLike) -> Path:
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """A fresh folder ``runs_dir/<name>-<YYYYmmdd-HHMMSS>`` (never an earlier run's)."""
+    """A fresh folder ``runs_dir/<name>-<YYYYmmdd-HHMMSS>`` (never an earlier run's).
+
+    Empty run folders of earlier cells that failed before training (a blank not filled in yet) are
+    removed first, so they do not pile up among the real runs.
+    """
+    remove_empty_runs(runs_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(runs_dir) / f"{name}-{stamp}"
     path, i = base, 1
@@ -54,6 +59,34 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
         i += 1
         path = base.with_name(f"{base.name}-{i}")
     return prepare(path)
+
+
+def remove_empty_runs(runs_dir: str | Path) -> list[Path]:
+    """Remove the run folders under ``runs_dir`` that hold nothing at all; returns them."""
+    runs_dir = Path(runs_dir)
+    removed = []
+    if runs_dir.is_dir():
+        for folder in runs_dir.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                try:
+                    folder.rmdir()  # fails harmlessly if another process writes into it right now
+                    removed.append(folder)
+                except OSError:
+                    pass
+    return removed
+
+
+def remove_unstarted_run(run_dir: Path, written: Sequence[str]) -> None:
+    """After a run failed before its first checkpoint: remove the files it wrote (``written``), and the
+    folder if that leaves it empty, so a run that never trained does not look like one."""
+    if has_checkpoint(run_dir):
+        return
+    for name in written:
+        (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:  # other files (TensorBoard logs of a callback...) stay, with their folder
+        pass
 
 
 def _newest_mtime(run_dir: Path) -> int:

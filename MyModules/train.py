@@ -469,24 +469,33 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and distributed.is_main()  # under torchrun only rank 0 writes
     seed_everything(config.seed)
-    t = prepare_training(model, train_loader, config, device)
-    run = resume_state(t, run_dir, info) if resume else RunState()
-    if progress:
-        print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
-    if writes:
-        run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
-        run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
-    num_classes = len(classes) if classes is not None else None
-    for cb in callbacks:
-        cb.on_train_begin(model, run.epoch + 1, run_dir)
-    for epoch in range(run.epoch + 1, config.epochs + 1):
-        row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
-        run.epoch, run.confusion = epoch, result.get("confusion")
-        run.history.append(row)
+    try:
+        t = prepare_training(model, train_loader, config, device)
+        run = resume_state(t, run_dir, info) if resume else RunState()
+        if progress:
+            print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
         if writes:
-            save_state(t, run, run_dir, info)
+            run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
+            run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
+        num_classes = len(classes) if classes is not None else None
         for cb in callbacks:
-            cb.on_epoch_end(epoch, row, model)
+            cb.on_train_begin(model, run.epoch + 1, run_dir)
+        for epoch in range(run.epoch + 1, config.epochs + 1):
+            row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
+            run.epoch, run.confusion = epoch, result.get("confusion")
+            run.history.append(row)
+            if writes:
+                save_state(t, run, run_dir, info)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, row, model)
+    except (ConfigError, DivergenceError, KeyboardInterrupt, DriveError):
+        raise  # the run's folder says what happened (or Drive is gone): keep it
+    except Exception:
+        # A model or loss that crashed before the first checkpoint (a blank not filled in, a wrong shape):
+        # leave no folder that looks like a run, among the student's real runs.
+        if writes and not resume:
+            run_folder.remove_unstarted_run(run_dir, ("config.json", "metrics.csv"))
+        raise
     return _finish(t, run, run_dir if writes else None, classes, info, callbacks, progress)
 
 
