@@ -220,7 +220,7 @@ def _check_reports(trial: _WatchedTrial, epochs: int) -> list[Any]:
     steps = [step for _, step in trial.reports]
     repeated = [s for s in steps if steps.count(s) > 1]
     if repeated:
-        fail(f"同じ step {repeated[0]!r} で {steps.count(repeated[0])} 回 report しています。Optuna は同じ step の"
+        fail(f"同じ step {repeated[0]!r} で {steps.count(repeated[0])} 回 report しています。Optuna は同じ step の "
              "2 回目からの値を捨てるので、pruner にはその後のエポックが見えません。",
              "step にはエポック番号を渡します: trial.report(accuracy, epoch)。")
     if len(steps) != epochs:
