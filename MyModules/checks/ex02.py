@@ -84,7 +84,7 @@ def log_histograms(fn) -> None:
                                    or not torch.allclose(logged, tensor.detach().double().flatten())):
             fail(f"タグ {tag!r} の中身が {name} の値ではありません (名前と値がずれています)。",
                  "state_dict() と parameters() を zip すると、BatchNorm のバッファの分だけ名前がずれます "
-                 "(旧コースのバグ)。名前と値を一緒に返す named_parameters() / named_buffers() を使ってください。")
+                 "(よくあるバグ)。名前と値を一緒に返す named_parameters() / named_buffers() を使ってください。")
     missing = [n for n in expected if _tag_for(n, tags) is None]
     if missing:
         buffers = [n for n in missing if n not in dict(model.named_parameters())]
