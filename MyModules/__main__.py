@@ -264,7 +264,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
     p.add_argument("--tensorboard", action="store_true",
                    help="TensorBoard logs per trial (<course folder>/runs/<study>/trial-NNNN/tensorboard)")
-    space = p.add_argument_group("search space (default: MyModules.search_space.SearchSpace)")
+    space = p.add_argument_group("search space (default: MyModules.tuning.space.SearchSpace)")
     space.add_argument("--lr", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"), help="learning-rate range (log)")
     space.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"))
     space.add_argument("--batch-sizes", type=_positive_int, nargs="+")
