@@ -959,3 +959,10 @@ def channels_last_not_assigned(model, images):
 ])
 def test_channels_last_names_the_mistake(wrong, match):
     fails(check.channels_last, wrong, match=match)
+
+
+@pytest.mark.parametrize("checker, name", [(check.train_step, "train_step"), (check.train_on_device, "train_on_device"),
+                                           (check.amp_step, "amp_step"), (check.channels_last, "to_channels_last")])
+def test_new_checks_want_the_function_itself(checker, name):
+    message = fails(checker, torch.tensor(2.3), match=f"関数 {name} そのもの")  # e.g. check.train_step(loss)
+    assert "Tensor" in message

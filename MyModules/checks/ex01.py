@@ -462,6 +462,14 @@ def _check_config_used(model_class: Any, name: str) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def _require_function(fn: Any, name: str) -> None:
+    """The student passed the function itself, not what calling it returned (or a placeholder)."""
+    require_defined(fn, name)
+    if not callable(fn):
+        fail(f"check には関数 {name} そのものを渡してください (今は {type(fn).__name__} が渡されています)。",
+             f"check.…({name}) と、かっこを付けずに関数の名前だけを渡します ({name}(...) と呼んだ結果ではなく)。")
+
+
 def _probe_batch(seed: int, batch: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """A small batch of "images" (B, 3, 8, 8) and labels (B,): enough to see what a step does."""
     generator = torch.Generator().manual_seed(seed)
@@ -605,7 +613,7 @@ def train_step(fn: Callable[..., Any]) -> None:
     Runs the student's step twice on a small net (two batches) with an SGD that records its calls, and
     compares each step's gradients and loss with a right step computed on a copy of the model.
     """
-    require_defined(fn, "train_step")
+    _require_function(fn, "train_step")
     model, optimizer = _spied_net()
     criterion = _SpyLoss(lambda: optimizer.events)
     for call, seed in enumerate((1, 2), start=1):
@@ -782,7 +790,7 @@ def train_on_device(fn: Callable[..., Any]) -> None:
     The check runs it for one epoch of two small batches on the CPU, with batches that refuse to be used
     before ``.to(device)`` and a net that records ``model.to(device)``.
     """
-    require_defined(fn, "train_on_device")
+    _require_function(fn, "train_on_device")
     device = torch.device("cpu")
     model, loader = _ProbeNet(device), _HostLoader(device)
     before = [p.detach().clone() for p in model.parameters()]
@@ -932,7 +940,7 @@ def amp_step(fn: Callable[..., Any]) -> None:
     GradScaler (as on a T4; the CPU runs fp16 autocast too). The forward must run in ``amp_dtype``
     and the update must match a right step.
     """
-    require_defined(fn, "amp_step")
+    _require_function(fn, "amp_step")
     ran_in, events, want, disabled = _run_amp(fn, torch.bfloat16, None)
     _check_autocast(ran_in, torch.bfloat16, disabled)
     _check_step_order(events)
@@ -963,7 +971,7 @@ def _check_nhwc_images(new_images: Any, original: torch.Tensor) -> None:
 
 def channels_last(fn: Callable[..., Any]) -> None:
     """``fn(model, images) -> (model, images)``: the weights and the batch in channels_last (NHWC) memory order."""
-    require_defined(fn, "to_channels_last")
+    _require_function(fn, "to_channels_last")
     model = _probe_net()
     images, _ = _probe_batch(4)
     original = images.clone()
