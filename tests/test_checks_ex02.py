@@ -231,3 +231,138 @@ def test_activation_hook_saving_the_input_is_named():
 
 def test_most_confused_ignoring_k_is_named():
     fails(check.most_confused, lambda c, cl, k: right_confused(c, cl, 5), match="k 組")
+
+
+# --- more wrong answers per blank (issue 24: at least three realistic ones each, named in Japanese) -----
+
+
+def histograms_of_grads(writer, model, step):  # the gradient instead of the weight: None before backward
+    for name, param in model.named_parameters():
+        writer.add_histogram(f"weights/{name}", param.grad, step)
+
+
+def histograms_under_one_tag(writer, model, step):
+    for _, param in model.named_parameters():
+        writer.add_histogram("weights", param.detach(), step)
+
+
+def histograms_with_the_counter(writer, model, step):  # forgot `if buffer.is_floating_point()`
+    for name, param in model.named_parameters():
+        writer.add_histogram(f"weights/{name}", param.detach(), step)
+    for name, buffer in model.named_buffers():
+        writer.add_histogram(f"buffers/{name}", buffer, step)
+
+
+def histograms_by_index(writer, model, step):  # enumerate(model.parameters()): numbers, not names
+    for i, param in enumerate(model.parameters()):
+        writer.add_histogram(f"weights/{i}", param.detach(), step)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (histograms_of_grads, "param.grad"),
+    (histograms_under_one_tag, "1 つのタグに 1 つのテンソル"),
+    (histograms_with_the_counter, "num_batches_tracked"),
+    (histograms_by_index, "named_parameters() が返す名前"),
+])
+def test_log_histograms_more_wrong_answers(wrong, match):
+    fails(check.log_histograms, wrong, match=match)
+
+
+def test_activation_hook_that_returns_a_value_is_named():
+    def make_hook(store, name):
+        def hook(module, inputs, output):
+            store[name] = output.detach().clone()
+            return store[name]  # replaces the layer's output (and cuts the graph)
+        return hook
+
+    fails(check.activation_hook, make_hook, match="return しています")
+
+
+def test_activation_hook_with_a_fixed_key_is_named():
+    def make_hook(store, name):
+        def hook(module, inputs, output):
+            store["features.0.2"] = output.detach().clone()  # ignores its argument
+        return hook
+
+    fails(check.activation_hook, make_hook, match="store[name] ではなく store['features.0.2']")
+
+
+def test_activation_hook_appending_to_a_list_is_named():
+    def make_hook(store, name):
+        def hook(module, inputs, output):
+            store.setdefault(name, []).append(output.detach().clone())
+        return hook
+
+    fails(check.activation_hook, make_hook, match="append")
+
+
+@pytest.mark.parametrize("layers, match", [
+    ("features.0.2", "リストにしてください"),  # one string: a list of characters
+    (None, "層そのもの"),  # the module objects (filled in below)
+    (["features.0.1", "features.0.2"], "同じブロック"),  # both from the first block
+])
+def test_logger_more_wrong_answers(layers, match):
+    model = WideNet()
+    if layers is None:
+        layers = [model.features[0][2], model.features[1][2]]
+    logger = TensorBoardLogger(images=torch.zeros(4, 3, 32, 32), activation_layers=layers)
+    fails(check.logger, logger, model, match=match)
+
+
+def test_logger_passes_on_the_notebook_answer(capsys):
+    model = WideNet()
+    check.logger(TensorBoardLogger(images=torch.zeros(64, 3, 32, 32),
+                                   activation_layers=["features.0.2", "features.1.2"], hparams={"model": "widenet"}),
+                 model)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    # indices i, j instead of classes[i], classes[j]
+    (lambda c, cl, k: [(int(cl.index(t)), int(cl.index(p)), n) for t, p, n in right_confused(c, cl, k)], "クラス名"),
+    # the normalised (row fraction) matrix instead of the counts
+    (lambda c, cl, k: right_confused(c / c.sum(1, keepdim=True), cl, k) and
+     [(t, p, float(c[cl.index(t), cl.index(p)] / c[cl.index(t)].sum())) for t, p, _ in right_confused(c, cl, k)],
+     "割合"),
+    # (true, predicted) pairs without the count
+    (lambda c, cl, k: [(t, p) for t, p, _ in right_confused(c, cl, k)], "(正解クラス, 予測クラス, 件数)"),
+])
+def test_most_confused_more_wrong_answers(wrong, match):
+    fails(check.most_confused, wrong, match=match)
+
+
+def test_log_images_without_clamp_passes(capsys):
+    """x * std + mean without .clamp(0, 1) is the right picture up to float rounding: not a mistake."""
+    def no_clamp(writer, images, mean, std, step):
+        writer.add_images("examples", images * torch.tensor(std).view(1, 3, 1, 1) + torch.tensor(mean).view(1, 3, 1, 1),
+                          step)
+
+    check.log_images(no_clamp)
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    # std and mean as (3,) tensors: broadcast against the width, not the channels
+    (lambda w, x, m, s, step: w.add_images("examples", (x * torch.tensor(s) + torch.tensor(m)).clamp(0, 1), step),
+     ".view(1, 3, 1, 1)"),
+    # the tuples themselves
+    (lambda w, x, m, s, step: w.add_images("examples", (x * s + m).clamp(0, 1), step), "mean と std はタプル"),
+])
+def test_log_images_broadcasting_mistakes(wrong, match):
+    fails(check.log_images, wrong, match=match)
+
+
+def test_log_pr_curves_with_hard_predictions_is_named():
+    def hard(writer, probs, labels, classes, step):
+        for i, name in enumerate(classes):
+            writer.add_pr_curve(f"pr/{name}", labels == i, (probs.argmax(1) == i).float(), step)
+
+    fails(check.log_pr_curves, hard, match="0 か 1 の予測")
+
+
+def test_log_embedding_broadcasting_mistake_is_named():
+    def no_view(writer, features, labels, classes, images, mean, std, step):
+        writer.add_embedding(torch.flatten(features, 1), metadata=[classes[i] for i in labels.tolist()],
+                             label_img=images * torch.tensor(std) + torch.tensor(mean), global_step=step)
+
+    fails(check.log_embedding, no_view, match=".view(1, 3, 1, 1)")

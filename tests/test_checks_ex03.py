@@ -4,18 +4,22 @@ Japanese message naming the mistake; no raw library exception reaches the studen
 from __future__ import annotations
 
 import dataclasses
-import random
+import functools
+import itertools
 
 import optuna
 import pytest
+import torch
 
 from MyModules import env, tuning
 from MyModules.checkpoint import load_checkpoint
 from MyModules.checks import CheckFailed
 from MyModules.checks import ex03 as check
 from MyModules.data import load_dataset
+from MyModules.formats import ImageSet
+from MyModules.loader import make_loaders
 from MyModules.search_space import ConvNet, ConvNetShape
-from MyModules.train import TrainConfig
+from MyModules.train import TrainConfig, evaluate, train_one_epoch
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BASE = TrainConfig(epochs=1)
@@ -28,6 +32,171 @@ def fails(fn, *args, match: str) -> str:
     assert match in message and message.startswith("❌"), message
     assert any("\u3040" <= ch <= "\u30ff" for ch in message), message  # Japanese (kana) for the student
     return message
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset("cifar10", env.setup(verbose=False).data_dir)
+
+
+# --- the first objective: a toy function -------------------------------------------------------------
+
+def toy(trial):
+    x = trial.suggest_float("x", -10, 10)
+    return (x - 2) ** 2
+
+
+def test_toy_objective_passes_on_the_solution(capsys):
+    check.toy_objective(toy)
+    assert "✅" in capsys.readouterr().out
+
+
+def toy_printed(trial):
+    x = trial.suggest_float("x", -10, 10)
+    print((x - 2) ** 2)  # printed instead of returned
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (None, "まだ設定されていません"),  # the function not defined yet
+    (lambda t: (0.0 - 2) ** 2, "'x' が trial から提案されていません"),  # the template: x fixed
+    (toy_printed, "値を返していません"),  # print instead of return
+    (lambda t: (t.suggest_int("x", -10, 10) - 2) ** 2, "種類が違います"),  # an integer x
+    (lambda t: (t.suggest_float("x", -10, 0) - 2) ** 2, "x = 2 が入っていません"),  # a range without the minimum
+    (lambda t: t.suggest_float("x", -10, 10) - 2, "(x - 2) ** 2 = "),  # no square: minimising goes to -10
+    (lambda t: (t.suggest_float("x", -10, 10) - 2) * 2, "(x - 2) ** 2 = "),  # * 2 for ** 2
+    (lambda t: str((t.suggest_float("x", -10, 10) - 2) ** 2), "数を返して"),  # a string
+])
+def test_toy_objective_names_the_mistake(wrong, match):
+    fails(check.toy_objective, wrong, match=match)
+
+
+def toy_study_of(objective, n_trials=30, **options):
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), **options)
+    study.optimize(objective, n_trials=n_trials)
+    return study
+
+
+def test_toy_study_passes_on_the_solution(capsys):
+    check.toy_study(toy_study_of(toy))
+    out = capsys.readouterr().out
+    assert "✅" in out and "最良の x" in out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda: None, "study ではありません"),  # the template: study = None
+    (lambda: toy, "study ではありません"),  # the objective passed instead of the study
+    (lambda: toy_study_of(toy, direction="maximize"), "最大化"),  # maximises (x - 2) ** 2: x goes to the ends
+    (lambda: optuna.create_study(), "完了した試行がありません"),  # created, never optimised
+    (lambda: toy_study_of(toy, n_trials=3), "3 個だけ"),  # too few trials to find x = 2
+    (lambda: toy_study_of(lambda t: t.suggest_float("y", 0, 1)), "x がありません"),  # another objective's study
+])
+def test_toy_study_names_the_mistake(wrong, match):
+    fails(check.toy_study, wrong(), match=match)
+
+
+# --- the training objective written by hand: report every epoch, prune, return the accuracy -------------
+
+CPU = torch.device("cpu")
+HAND_EPOCHS = 3
+
+
+def hand_objective(trial, train_loader, test_loader, *, report="accuracy", step=lambda epoch: epoch,
+                   prune="raise", returns="accuracy", where="each epoch", first_epoch=1):
+    """The notebook's objective, with the switches a student's mistakes flip."""
+    lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+    torch.manual_seed(0)
+    model = ConvNet(ConvNetShape(conv_blocks=2, width=16), 10).to(CPU)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    for epoch in range(first_epoch, first_epoch + HAND_EPOCHS):
+        train = train_one_epoch(model, CPU, train_loader, optimizer, epoch, progress=False)
+        result = evaluate(model, CPU, test_loader)
+        accuracy = result["accuracy"]
+        values = {"accuracy": accuracy, "loss": train["loss"], "train accuracy": train["accuracy"],
+                  "test loss": result["loss"], "result": result}
+        if where == "after the loop":
+            continue
+        if report:
+            trial.report(values[report], step(epoch))
+        if prune == "raise" and trial.should_prune():
+            raise optuna.TrialPruned()
+        if prune == "break" and trial.should_prune():
+            break
+        if prune == "return" and trial.should_prune():
+            return accuracy
+        if prune == "always":
+            raise optuna.TrialPruned()
+    if where == "after the loop":  # the report and the pruning question moved out of the loop
+        trial.report(values[report], step(epoch))
+        if prune and trial.should_prune():
+            raise optuna.TrialPruned()
+    return values.get(returns)
+
+
+def test_train_objective_passes_on_the_solution(dataset, capsys):
+    check.train_objective(hand_objective, dataset, CPU)
+    out = capsys.readouterr().out
+    assert "✅" in out and "step 1〜3" in out
+
+
+@pytest.mark.parametrize("variant", [
+    dict(step=lambda epoch: epoch, first_epoch=0),  # epochs counted from 0: step 0, 1, 2
+    dict(step=lambda epoch: epoch * 100),  # steps as the number of steps trained so far
+])
+def test_train_objective_passes_other_correct_answers(dataset, variant, capsys):
+    check.train_objective(functools.partial(hand_objective, **variant), dataset, CPU)
+    assert "✅" in capsys.readouterr().out
+
+
+def other_loaders(dataset):
+    # The notebook's own loaders (here of 128 images), not the ones passed in.
+    small = dataclasses.replace(dataset, train=ImageSet(dataset.train.images[:128], dataset.train.labels[:128]))
+    train, test = make_loaders(small, 64, CPU)
+    return lambda trial, _train, _test: hand_objective(trial, train, test)
+
+
+@pytest.mark.parametrize("mistake, match", [
+    # the template: trains and evaluates, reports nothing, returns nothing
+    (dict(report=None, prune=None, returns=None), "trial.report(...) が呼ばれていません"),
+    # reports, but never asks the pruner
+    (dict(prune=None), "trial.should_prune() を呼んでいません"),
+    # asks, but breaks out of the loop: the trial is recorded COMPLETE
+    (dict(prune="break"), "TrialPruned を投げずに"),
+    # asks, but returns the accuracy instead of raising
+    (dict(prune="return"), "TrialPruned を投げずに"),
+    # raises TrialPruned whatever the pruner says
+    (dict(prune="always"), "should_prune() が False の) ときも"),
+    # the same step every epoch: Optuna keeps the first value only
+    (dict(step=lambda epoch: 0), "同じ step 0 で 3 回"),
+    (dict(step=lambda epoch: HAND_EPOCHS), "同じ step 3 で 3 回"),
+    # one report after the loop instead of one per epoch (pruning then never happens)
+    (dict(where="after the loop"), "3 エポック学習したあとで、はじめて report"),
+    # forgets the return
+    (dict(returns=None), "値を返していません"),
+    # returns the training loss of a study that maximises
+    (dict(returns="loss"), "最後に report した値"),
+    # reports and returns the training loss
+    (dict(report="loss", returns="loss"), "テストの正解率 (%) ではありません"),
+    # reports and returns the test loss
+    (dict(report="test loss", returns="test loss"), "テストの正解率 (%) ではありません"),
+    # reports and returns the accuracy on the training images
+    (dict(report="train accuracy", returns="train accuracy"), "テストの正解率 (%) ではありません"),
+    # returns evaluate's whole dict
+    (dict(returns="result"), "辞書を返しています"),
+])
+def test_train_objective_names_the_mistake(dataset, mistake, match):
+    fails(check.train_objective, functools.partial(hand_objective, **mistake), dataset, CPU, match=match)
+
+
+def test_train_objective_refuses_an_objective_that_ignores_its_loaders(dataset):
+    fails(check.train_objective, other_loaders(dataset), dataset, CPU, match="引数の train_loader で学習していません")
+
+
+def test_train_objective_refuses_the_unwritten_blank(dataset):
+    def template(trial, train_loader, test_loader):
+        raise NotImplementedError("TODO")
+
+    fails(check.train_objective, template, dataset, CPU, match="まだ書かれていません")
+    fails(check.train_objective, None, dataset, CPU, match="まだ設定されていません")
 
 
 # --- the solutions (as in Exercise03/solutions/03_01_optuna.ipynb) ---------------------------------
@@ -76,6 +245,23 @@ def test_suggest_config_passes_on_the_solution(capsys):
     assert "✅" in capsys.readouterr().out
 
 
+def base_changed_in_place(trial, base):
+    base.lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    base.optimizer = trial.suggest_categorical("optimizer", ["sgd", "adam"])
+    return base
+
+
+def momentum_dropped(trial, base):
+    config = suggest_config(trial, base)
+    return dataclasses.replace(config, momentum=base.momentum) if config.optimizer == "sgd" else config
+
+
+def test_suggest_config_puts_a_changed_base_back():
+    base = TrainConfig(epochs=1)
+    fails(check.suggest_config, base_changed_in_place, base, match="書き換えています")
+    assert base == TrainConfig(epochs=1)
+
+
 @pytest.mark.parametrize("wrong, match", [
     # the template left as it is: nothing suggested
     (lambda t, b: rest_of_config(t, b, 0.05, "sgd"), "'lr'"),
@@ -88,9 +274,22 @@ def test_suggest_config_passes_on_the_solution(capsys):
     # only one optimizer to choose from
     (lambda t, b: rest_of_config(t, b, t.suggest_float("lr", 1e-4, 1e-1, log=True),
                                  t.suggest_categorical("optimizer", ["sgd"])), "候補"),
-    # suggested, but the returned settings keep base's values
+    # suggested, but base returned as it is
     (lambda t, b: (t.suggest_float("lr", 1e-4, 1e-1, log=True), t.suggest_categorical("optimizer", ["sgd", "adam"]),
-                   b)[-1], "入っていません"),
+                   b)[-1], "base をそのまま返している"),
+    # suggested under another variable name, while the template's fixed value is what goes on
+    (lambda t, b: (t.suggest_float("lr", 1e-4, 1e-1, log=True),
+                   rest_of_config(t, b, 0.05, t.suggest_categorical("optimizer", ["sgd", "adam"])))[-1],
+     "'lr' = "),
+    # base changed in place and returned: every later trial starts from this trial's values
+    (base_changed_in_place, "base を書き換えています"),
+    # momentum suggested, then not passed on
+    (momentum_dropped, "'momentum' = "),
+    # a learning-rate range of one digit only
+    (lambda t, b: rest_of_config(t, b, t.suggest_float("lr", 0.01, 0.02, log=True),
+                                 t.suggest_categorical("optimizer", ["sgd", "adam"])), "狭すぎます"),
+    # the suggested values returned instead of the settings
+    (lambda t, b: (suggest_config(t, b), t.params)[-1], "TrainConfig を返して"),
     # an integer range for a learning rate
     (lambda t, b: rest_of_config(t, b, t.suggest_int("lr", 0, 1), "sgd"), "種類が違います"),
     # the bounds the wrong way round: Optuna's ValueError becomes a hint
@@ -103,6 +302,30 @@ def test_suggest_config_names_the_mistake(wrong, match):
 
 
 # --- build_model ------------------------------------------------------------------------------------
+
+_MODELS: dict = {}
+_FEATURES: dict = {}
+
+
+def shared_model(trial, num_classes):
+    model = build_model(trial, num_classes)  # asks the trial for every value
+    return _MODELS.setdefault(tuple(sorted(trial.params.items())), model)  # ...and hands out the first one again
+
+
+def shared_features(trial, num_classes):
+    model = build_model(trial, num_classes)
+    model.features = _FEATURES.setdefault(tuple(sorted(trial.params.items())), model.features)
+    return model
+
+
+_WIDTHS = itertools.cycle([16, 32, 64])
+
+
+def width_from_a_counter(trial, num_classes):
+    trial.suggest_categorical("width", [16, 32, 64])
+    return model_from(trial, num_classes, trial.suggest_int("conv_blocks", 1, 3), next(_WIDTHS),
+                      trial.suggest_categorical("activation", ["relu", "gelu", "silu"]))
+
 
 def test_build_model_passes_on_the_solution(capsys):
     check.build_model(build_model, 10)
@@ -118,20 +341,41 @@ def test_build_model_passes_on_the_solution(capsys):
     # suggested, then ignored: every trial trains the same network
     (lambda t, n: (t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32, 64]),
                    t.suggest_categorical("activation", ["relu", "gelu", "silu"]),
-                   ConvNet(ConvNetShape(), n))[-1], "同じ大きさ"),
-    # a width drawn with random instead of the trial: FixedTrial(best.params) cannot rebuild it
+                   ConvNet(ConvNetShape(), n))[-1], "'conv_blocks' を trial から受け取っていますが"),
+    # the activation asked for, then the template's "relu" built (the TODO line left below the new one)
+    (lambda t, n: (t.suggest_categorical("activation", ["relu", "gelu", "silu"]),
+                   model_from(t, n, t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32, 64]),
+                              "relu"))[-1], "'activation' を trial から受け取っていますが"),
+    # the width asked for, then the template's 32 built
     (lambda t, n: (t.suggest_categorical("width", [16, 32, 64]),
-                   model_from(t, n, t.suggest_int("conv_blocks", 1, 3), random.choice([16, 32, 64]),
-                              t.suggest_categorical("activation", ["relu", "gelu", "silu"])))[-1], "作り直した"),
+                   model_from(t, n, t.suggest_int("conv_blocks", 1, 3), 32,
+                              t.suggest_categorical("activation", ["relu", "gelu", "silu"])))[-1],
+     "'width' を trial から受け取っていますが"),
+    # one network kept and handed out again: each trial goes on training the one before it
+    (shared_model, "同じモデル (同じ重み)"),
+    # a new head on a feature extractor built once: the trials share (and keep training) its weights
+    (shared_features, "同じモデル (同じ重み)"),
+    # a width taken from a global counter instead of the trial: FixedTrial(best.params) cannot rebuild it
+    (width_from_a_counter, "作り直した"),
     # ten outputs whatever num_classes says
     (lambda t, n: model_from(t, 10, t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32, 64]),
                              t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "出力の形"),
+    # trial.params used as the model: not a module
+    (lambda t, n: (build_model(t, n), t.params)[-1], "nn.Module"),
     # more blocks than a 32x32 image has pixels for: the crash becomes a hint
     (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 6, 8), t.suggest_categorical("width", [16, 32, 64]),
                              t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "エラーになりました"),
 ])
 def test_build_model_names_the_mistake(wrong, match):
     fails(check.build_model, wrong, 7, match=match)
+
+
+def test_build_model_catches_a_hard_coded_number_of_classes():
+    # With the notebook's 10 classes a model with 10 outputs has the right shape: the check also asks for 13.
+    ten = lambda t, n: model_from(t, 10, t.suggest_int("conv_blocks", 1, 3),  # noqa: E731
+                                  t.suggest_categorical("width", [16, 32, 64]),
+                                  t.suggest_categorical("activation", ["relu", "gelu", "silu"]))
+    fails(check.build_model, ten, 10, match="引数の num_classes を使っていません")
 
 
 def test_ready_to_search_refuses_the_templates_and_passes_the_solutions(capsys):

@@ -364,3 +364,287 @@ def test_quantized_layer_that_detaches_the_quantised_weight():
             return self._conv_forward(x, self.quantizer(self.weight).detach(), self.bias)
 
     fails(check.quantized_layers, Detaches, quant.QuantizedLinear, match="勾配が届きません")
+
+
+# --- issue 24: every blank against at least three realistic wrong answers, each named in Japanese -----
+
+def swish_forward(ctx, x, beta):
+    ctx.save_for_backward(x, beta)
+    return x * torch.sigmoid(beta * x)
+
+
+def swish_backward(ctx, g):
+    x, beta = ctx.saved_tensors
+    s = torch.sigmoid(beta * x)
+    return g * (s + beta * x * s * (1 - s)), (g * x * x * s * (1 - s)).sum()
+
+
+def test_swish_passes_on_the_answer(capsys):
+    check.swish_function(function(swish_forward, swish_backward))
+    check.swish_function(quant.SwishFunction)
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+def swish_forward_of(values):
+    def forward(ctx, x, beta):
+        ctx.save_for_backward(x, beta)
+        return values(x, beta)
+    return forward
+
+
+@pytest.mark.parametrize("values, match", [
+    (lambda x, b: x * torch.sigmoid(x), "beta を使っていません"),  # ignores its argument
+    (lambda x, b: torch.nn.functional.silu(x), "beta を使っていません"),  # the library's SiLU: beta = 1
+    (lambda x, b: torch.sigmoid(b * x), "最後に x を掛けます"),
+    (lambda x, b: b * x * torch.sigmoid(b * x), "beta を外にも"),
+])
+def test_swish_forward_wrong_answers(values, match):
+    fails(check.swish_function, function(swish_forward_of(values), swish_backward), match=match)
+
+
+def swish_backward_of(grad_x, grad_beta=None):
+    def backward(ctx, g):
+        x, beta = ctx.saved_tensors
+        s = torch.sigmoid(beta * x)
+        gb = (g * x * x * s * (1 - s)).sum() if grad_beta is None else grad_beta(g, x, beta, s)
+        return grad_x(g, x, beta, s), gb
+    return backward
+
+
+@pytest.mark.parametrize("grad_x, grad_beta, match", [
+    (lambda g, x, b, s: s + b * x * s * (1 - s), None, "grad_output を掛けていません"),
+    (lambda g, x, b, s: g * (s + x * s * (1 - s)), None, "beta が抜けています"),
+    (lambda g, x, b, s: g * s, None, "積の微分の 2 項目"),
+    (lambda g, x, b, s: g * (s + b * x * s * (1 - s)), lambda g, x, b, s: (x * x * s * (1 - s)).sum(),
+     "grad_output を掛けていません (掛けてから .sum() します)"),
+    (lambda g, x, b, s: g * (s + b * x * s * (1 - s)), lambda g, x, b, s: (g * x * s * (1 - s)).sum(),
+     "x が 1 つ足りません"),
+])
+def test_swish_backward_wrong_answers(grad_x, grad_beta, match):
+    fails(check.swish_function, function(swish_forward, swish_backward_of(grad_x, grad_beta)), match=match)
+
+
+def test_swish_saving_the_output_is_named():
+    def forward(ctx, x, beta):
+        y = x * torch.sigmoid(beta * x)
+        ctx.save_for_backward(y, beta)  # the wrong tensor: the output
+        return y
+
+    fails(check.swish_function, function(forward, swish_backward), match="forward の出力 y")
+
+
+def test_swish_saving_too_few_tensors_is_named():
+    def forward(ctx, x, beta):
+        ctx.save_for_backward(x)  # beta forgotten
+        return x * torch.sigmoid(beta * x)
+
+    fails(check.swish_function, function(forward, swish_backward), match="2 個取り出そうとしていますが、forward で保存したのは 1 個")
+
+
+def test_swish_saving_nothing_is_named():
+    def forward(ctx, x, beta):
+        return x * torch.sigmoid(beta * x)
+
+    fails(check.swish_function, function(forward, swish_backward), match="ctx.save_for_backward(x) を呼ぶのを忘れて")
+
+
+def test_swish_saving_too_many_tensors_is_named():
+    def forward(ctx, x, beta):
+        y = x * torch.sigmoid(beta * x)
+        ctx.save_for_backward(x, beta, y)
+        return y
+
+    fails(check.swish_function, function(forward, swish_backward), match="もっと多く保存しています")
+
+
+@pytest.mark.parametrize("values, match", [
+    (lambda x: torch.clamp(torch.floor(x), -128, 127), "切り捨て (torch.floor)"),
+    (lambda x: torch.clamp(torch.trunc(x), -128, 127), "0 の方向への切り捨て"),
+    (lambda x: torch.clamp(torch.round(x), -127, 127), "-128 を -127"),
+    (lambda x: torch.clamp(torch.round(x), 0, 255), "uint8"),
+    (lambda x: torch.where(x - torch.floor(x) == 0.5, torch.ceil(x), torch.round(x)).clamp(-128, 127),
+     "0.5 ちょうどの丸め方"),  # round half up, not to even
+    (lambda x: (torch.sign(x) * torch.floor(x.abs() + 0.5)).clamp(-128, 127), "0.5 ちょうどの丸め方"),  # half away
+])
+def test_int8_forward_wrong_answers(values, match):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return values(x)
+
+    fails(check.int8_function, function(forward, int8_backward), match=match)
+
+
+def test_int8_clamp_before_round_passes(capsys):
+    """The ends are integers, so clamping first gives the same values (127.5 -> 127 either way)."""
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.round(torch.clamp(x, -128, 127))
+
+    check.int8_function(function(forward, int8_backward))
+    assert "✅" in capsys.readouterr().out
+
+
+def test_int8_saving_the_output_names_it():
+    def forward(ctx, x):
+        out = torch.clamp(torch.round(x), -128, 127)
+        ctx.save_for_backward(out)
+        return out
+
+    fails(check.int8_function, function(forward, int8_backward), match="出力を保存していませんか")
+
+
+@pytest.mark.parametrize("backward, match", [
+    (lambda ctx, g: (lambda x: ((x >= -128) & (x <= 127)).float())(*ctx.saved_tensors), "grad_output を掛けていません"),
+    (lambda ctx, g: g * 0, "round の本当の微分"),
+    (lambda ctx, g: (lambda x: torch.where(x.abs() <= 127, g, torch.zeros_like(g)))(*ctx.saved_tensors),
+     "-128 も範囲内"),
+    (lambda ctx, g: (lambda x: torch.where((x > -128) & (x < 127), g, torch.zeros_like(g)))(*ctx.saved_tensors),
+     "両端 (-128 と 127) を含めて"),
+    (lambda ctx, g: g, "範囲外 (飽和している所) でも勾配を通しています"),
+])
+def test_int8_backward_wrong_answers(backward, match):
+    fails(check.int8_function, function(int8_forward, backward), match=match)
+
+
+class Int8Refuses(Int8Module):  # 0 < frac: the lower end refused
+    def __init__(self, frac=0):
+        nn.Module.__init__(self)
+        if not isinstance(frac, int) or not 0 < frac <= 7:
+            raise ValueError(frac)
+        self.frac = frac
+
+
+class Int8RefusesSeven(Int8Module):  # frac < 7
+    def __init__(self, frac=0):
+        nn.Module.__init__(self)
+        if not isinstance(frac, int) or not 0 <= frac < 7:
+            raise ValueError(frac)
+        self.frac = frac
+
+
+class Int8ForgetsFrac(Int8Module):
+    def __init__(self, frac=0):
+        nn.Module.__init__(self)
+        if isinstance(frac, bool) or not isinstance(frac, int) or not 0 <= frac <= 7:
+            raise ValueError(frac)
+
+
+def int8_module_with(forward):
+    return type("Student", (Int8Module,), {"forward": forward})
+
+
+@pytest.mark.parametrize("module, match", [
+    (Int8Refuses, "frac=0 は正しい値です"),
+    (Int8RefusesSeven, "frac=7 は正しい値です"),
+    (Int8ForgetsFrac, "self.frac = frac"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction.apply(x * 2.0**self.frac)), "2**-frac を掛けて元の大きさ"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction.apply(x) * 2.0**-self.frac), "先に x に 2**frac"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction.apply(x * 2.0**-self.frac) * 2.0**self.frac),
+     "倍率が逆"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction.apply(x * 2.0**7) * 2.0**-7), "frac=7 の刻み"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction()(x * 2.0**self.frac) * 2.0**-self.frac),
+     "インスタンスを作って"),
+    (int8_module_with(lambda self, x: quant.Int8InFloatFunction.forward(None, x * 2.0**self.frac)), ".apply で呼びます"),
+])
+def test_int8_module_wrong_answers(module, match):
+    fails(check.int8_module, module, match=match)
+
+
+def test_int8_module_extra_repr_that_prints_is_named(capsys):
+    class Prints(Int8Module):
+        def extra_repr(self):
+            print(f"frac={self.frac}")  # printed, not returned
+
+    fails(check.int8_module, Prints, match="文字列を return します")
+
+
+def test_int8_module_without_extra_repr_is_named():
+    class NoRepr(Int8Module):
+        def extra_repr(self):
+            return ""
+
+    fails(check.int8_module, NoRepr, match="frac=6 が見えるように")
+
+
+@pytest.mark.parametrize("values, match", [
+    (lambda x: torch.where(x > 0, 1.0, -1.0), "0 が -1"),
+    (lambda x: (x >= 0).float(), "0 と 1 になっています"),
+    (lambda x: torch.sign(x), "torch.sign は 0 を 0"),
+])
+def test_sign_forward_wrong_answers(values, match):
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return values(x)
+
+    fails(check.binary_sign, function(forward, lambda ctx, g: g * (ctx.saved_tensors[0].abs() <= 1)), match=match)
+
+
+@pytest.mark.parametrize("backward, match", [
+    (lambda ctx, g: g, "|x| > 1 でも勾配を通しています"),
+    (lambda ctx, g: g * 0, "sign の本当の微分"),
+    (lambda ctx, g: g * (ctx.saved_tensors[0].abs() < 1), "ちょうど 1 のときも"),
+    (lambda ctx, g: (ctx.saved_tensors[0].abs() <= 1).float(), "grad_output を掛けていません"),
+])
+def test_sign_backward_wrong_answers(backward, match):
+    fails(check.binary_sign, function(sign_forward, backward), match=match)
+
+
+def test_sign_saving_the_output_is_named():
+    def forward(ctx, x):
+        out = torch.where(x >= 0, 1.0, -1.0)
+        ctx.save_for_backward(out)
+        return out
+
+    fails(check.binary_sign, function(forward, lambda ctx, g: g * (ctx.saved_tensors[0].abs() <= 1)),
+          match="出力 (±1) を保存していませんか")
+
+
+def conv_with(forward):
+    return type("Student", (quant.QuantizedConv2d,), {"forward": forward})
+
+
+F_ = nn.functional
+
+
+@pytest.mark.parametrize("forward, match", [
+    # F.conv2d by hand, some of the layer's options left out
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, padding=self.padding,
+                               dilation=self.dilation, groups=self.groups), "stride を渡していません"),
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, stride=self.stride,
+                               dilation=self.dilation, groups=self.groups), "padding を渡していません"),
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, self.stride, self.padding,
+                               groups=self.groups), "dilation を渡していません"),
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, groups=self.groups),
+     "stride, padding, dilation を渡していません"),
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, self.stride, self.padding, self.dilation),
+     "groups を渡していません"),
+    # every option but padding_mode (the second layer pads by reflection)
+    (lambda self, x: F_.conv2d(x, self.quantizer(self.weight), self.bias, self.stride, self.padding, self.dilation,
+                               self.groups), "padding_mode='reflect' が無視されています"),
+    (lambda self, x: self._conv_forward(x, self.quantizer(self.weight), None), "bias を足していません"),
+    (lambda self, x: self._conv_forward(x, self.quantizer(self.weight), self.quantizer(self.bias)), "bias まで量子化"),
+    (lambda self, x: self._conv_forward(self.quantizer(x), self.weight, self.bias), "入力 x を量子化"),
+    (lambda self, x: self._conv_forward(x, self.quantizer, self.bias), "部品 (nn.Module) です"),  # the wrong object
+])
+def test_quantized_conv_wrong_answers(forward, match):
+    fails(check.quantized_layers, conv_with(forward), quant.QuantizedLinear, match=match)
+
+
+def linear_with(forward):
+    return type("Student", (quant.QuantizedLinear,), {"forward": forward})
+
+
+@pytest.mark.parametrize("forward, match", [
+    (lambda self, x: x @ self.quantizer(self.weight) + self.bias, "x @ w ではなく"),
+    (lambda self, x: x @ self.quantizer(self.weight).T, "bias を足していません"),
+    (lambda self, x: F_.linear(self.quantizer(x), self.weight, self.bias), "入力 x を量子化"),
+    (lambda self, x: F_.linear(x, self.quantizer(self.weight), self.quantizer(self.bias)), "bias まで量子化"),
+    (lambda self, x: F_.linear(x, self.weight, self.bias), "量子化されていません"),
+])
+def test_quantized_linear_wrong_answers(forward, match):
+    fails(check.quantized_layers, quant.QuantizedConv2d, linear_with(forward), match=match)
+
+
+def test_quantized_layers_pass_on_the_answer_and_on_f_conv2d_with_every_option(capsys):
+    check.quantized_layers(quant.QuantizedConv2d, quant.QuantizedLinear)
+    assert "✅" in capsys.readouterr().out

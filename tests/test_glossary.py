@@ -26,8 +26,6 @@ PENDING: dict[str, set[str]] = {
     "Exercise03/03_01_optuna.ipynb": {'ジャーナル', '必須'},
     "Exercise03/03_02_pruning.ipynb": {'必須'},
     "Exercise03/solutions/03_01_optuna.ipynb": {'ジャーナル', '必須'},
-    "Exercise04/04_01_custom_op.ipynb": {'確認セル'},
-    "Exercise04/solutions/04_01_custom_op.ipynb": {'確認セル'},
     "docs/01_preparation.md": {'チェックのセル'},  # in section 4 (troubleshooting), being rewritten for the Colab issue
     "docs/03_optuna.md": {'必須'},
 }

@@ -11,6 +11,7 @@ Japanese with a hint.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import quant
-from . import call_student, fail, layer_mismatch, ok
+from . import CheckFailed, call_student, fail, layer_mismatch, ok
 
 # Ties (.5), the ends of int8 (±128, ±127.5), ±0, tiny values and infinities.
 INT8_EDGES = [-float("inf"), -1e6, -200.0, -128.6, -128.5, -128.0, -127.5, -127.0, -2.5, -1.5, -0.5, -0.4,
@@ -102,12 +103,26 @@ def _explain_autograd_error(message: str, names: Sequence[str], what: str) -> No
          "forward の入力と同じ形の勾配を return します。")
 
 
+_UNPACK = re.compile(r"not enough values to unpack \(expected (\d+), got (\d+)\)")
+_TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
+
+
 def _explain_unpacking(e: Exception, what: str) -> None:
     """Fail for a ValueError/IndexError in backward: mostly ``ctx.saved_tensors`` used wrongly."""
-    if "unpack" in str(e) and "got 0" in str(e) or isinstance(e, IndexError) and "tuple" in str(e):
+    short, many = _UNPACK.search(str(e)), _TOO_MANY.search(str(e))
+    if short and short.group(2) == "0" or isinstance(e, IndexError) and "tuple" in str(e):
         fail(f"{what} の backward で ctx.saved_tensors が空です ({type(e).__name__}: {e})。",
              "forward で ctx.save_for_backward(x) を呼ぶのを忘れていませんか。backward で使う Tensor は"
              "forward の中で保存しておき、backward で (x,) = ctx.saved_tensors と取り出します。")
+    if short:
+        fail(f"{what} の backward が ctx.saved_tensors から {short.group(1)} 個取り出そうとしていますが、"
+             f"forward で保存したのは {short.group(2)} 個です。",
+             "backward で使う Tensor をすべて 1 回の ctx.save_for_backward(...) に並べます "
+             "(例: ctx.save_for_backward(x, beta) なら x, beta = ctx.saved_tensors)。")
+    if many:
+        fail(f"{what} の backward が ctx.saved_tensors から {many.group(1)} 個だけ取り出そうとしていますが、"
+             "forward ではもっと多く保存しています。",
+             "save_for_backward(...) に並べた数と、backward で取り出す数をそろえます。")
     fail(f"{what} の backward を実行するとエラーになりました: {type(e).__name__}: {e}",
          "ctx.saved_tensors はタプルです: 1 つだけ保存したときも (x,) = ctx.saved_tensors と取り出します。")
 
@@ -131,11 +146,44 @@ def _first_mismatch(got: torch.Tensor, expected: torch.Tensor, inputs: torch.Ten
     return f"入力 {inputs.flatten()[i].item()!r} で {got.flatten()[i].item()!r} (正しくは {expected.flatten()[i].item()!r})"
 
 
+def _same(got: torch.Tensor, value: torch.Tensor, exact: bool) -> bool:
+    got, value = got.detach(), torch.as_tensor(value).detach().to(got.dtype)
+    if got.shape != value.shape:
+        return False
+    if exact:
+        return bool(((got == value) | (torch.isnan(got) & torch.isnan(value))).all())
+    return bool(torch.allclose(got, value, atol=1e-5, equal_nan=True))
+
+
+def _known_mistake(got: torch.Tensor, mistakes: Sequence[tuple[Callable[[], torch.Tensor], str]],
+                   exact: bool = True) -> str | None:
+    """The hint of the first known wrong answer that ``got`` equals, or None.
+
+    Each mistake is (how that wrong answer computes its result, a Japanese hint that names it): a
+    student's result that matches one names the mistake, not just "wrong".
+    """
+    for compute, hint in mistakes:
+        with torch.no_grad():
+            value = compute()
+        if _same(got, value, exact):
+            return hint
+    return None
+
+
+def _pass_through(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, g, torch.zeros_like(g))
+
+
 # --- warm-up ------------------------------------------------------------------------------------
 
 
 def _swish_reference(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(beta * x)
+
+
+def _swish_grads(x, beta, g):
+    s = torch.sigmoid(beta * x)
+    return g * (s + beta * x * s * (1 - s)), (g * x * x * s * (1 - s)).sum()
 
 
 def swish_function(fn_cls) -> None:
@@ -146,19 +194,44 @@ def swish_function(fn_cls) -> None:
     out = _forward(fn_cls, (x, beta), "SwishFunction")
     expected = _swish_reference(x, beta)
     if not torch.allclose(out, expected):
+        xs, b = x.detach(), beta.detach()
+        hint = _known_mistake(out, [
+            (lambda: xs * torch.sigmoid(xs), "beta を使っていません (x * sigmoid(x) になっています)。"
+                                              "sigmoid の中は beta * x です。"),
+            (lambda: torch.sigmoid(b * xs), "sigmoid(beta * x) だけを返しています。最後に x を掛けます。"),
+            (lambda: b * xs * torch.sigmoid(b * xs), "beta を外にも掛けています。y = x * sigmoid(beta * x) です。"),
+        ], exact=False)
         fail("SwishFunction の forward の値が x * sigmoid(beta * x) と違います。",
-             "torch.sigmoid(beta * x) を x に掛けてください。")
+             hint or "torch.sigmoid(beta * x) を x に掛けてください。")
     grad_output = torch.randn(4, 5, generator=gen, dtype=torch.float64)
     grad_x, grad_beta = _backward(out, (x, beta), ("x", "beta"), grad_output, "SwishFunction")
     # The reference: plain autograd through the same formula (independent of the student's backward).
     ref_x, ref_beta = torch.autograd.grad(expected, (x, beta), grad_output)
+    xs, b, y = x.detach(), beta.detach(), expected.detach()
+    ones = torch.ones_like(grad_output)
     if not torch.allclose(grad_x, ref_x):
+        s = torch.sigmoid(b * xs)
+        hint = _known_mistake(grad_x, [
+            (lambda: _swish_grads(xs, b, ones)[0], "grad_output を掛けていません。backward が返すのは "
+                                                   "grad_output × (局所的な微分) です (連鎖律)。"),
+            (lambda: grad_output * (s + xs * s * (1 - s)), "2 項目に beta が抜けています: "
+                                                           "d/dx = s + beta * x * s * (1 - s) です。"),
+            (lambda: grad_output * s, "積の微分の 2 項目 (beta * x * s * (1 - s)) が抜けています。"),
+            (lambda: _swish_grads(y, b, grad_output)[0], "backward で使っている x が forward の出力 y です。"
+                                                         "ctx.save_for_backward には出力ではなく入力 x (と beta) を保存します。"),
+        ], exact=False)
         fail("SwishFunction の x の勾配が違います。",
-             "s = sigmoid(beta x) とすると d/dx = s + beta * x * s * (1 - s) です。grad_output を掛けるのを忘れずに。")
+             hint or "s = sigmoid(beta x) とすると d/dx = s + beta * x * s * (1 - s) です。grad_output を掛けるのを忘れずに。")
     if not torch.allclose(grad_beta, ref_beta):
+        s = torch.sigmoid(b * xs)
+        hint = _known_mistake(grad_beta, [
+            (lambda: _swish_grads(xs, b, ones)[1], "grad_output を掛けていません (掛けてから .sum() します)。"),
+            (lambda: (grad_output * xs * s * (1 - s)).sum(), "x が 1 つ足りません: d/dbeta = x * x * s * (1 - s) です"
+                                                              " (sigmoid の中の beta * x を beta で微分すると x)。"),
+        ], exact=False)
         fail("SwishFunction の beta の勾配が違います。",
-             "d/dbeta = x * x * s * (1 - s) です。beta は1つの数なので、grad_output を掛けてから .sum() で"
-             "beta と同じ形 (スカラー) にまとめます。")
+             hint or "d/dbeta = x * x * s * (1 - s) です。beta は1つの数なので、grad_output を掛けてから .sum() で"
+                     "beta と同じ形 (スカラー) にまとめます。")
     passed = call_student(torch.autograd.gradcheck, fn_cls.apply, (x.detach().requires_grad_(), beta),
                           raise_exception=False, what="gradcheck (SwishFunction)")
     if not passed:
@@ -168,6 +241,9 @@ def swish_function(fn_cls) -> None:
 
 
 # --- int8 ----------------------------------------------------------------------------------------
+
+_SAVED_OUTPUT = ("ctx.save_for_backward に forward の出力を保存していませんか。出力は clamp の後なので"
+                 "いつも範囲内に見えます。範囲を判定するのは入力 x です: ctx.save_for_backward(x)。")
 
 
 def int8_function(fn_cls) -> None:
@@ -180,14 +256,22 @@ def int8_function(fn_cls) -> None:
         xs, got = x.detach(), out.detach()
         differs = (got != expected) & ~(torch.isnan(got) & torch.isnan(expected))
         ties = xs - torch.floor(xs) == 0.5
-        if bool((differs <= ties).all()):  # only ties differ: floor(x + 0.5), C's roundf, ...
+        hint = _known_mistake(got, [
+            (lambda: torch.clamp(torch.floor(xs), -128, 127),
+             "切り捨て (torch.floor) になっています。0.6 は 1、-0.4 は -0 になるように、最も近い整数に丸めます (torch.round)。"),
+            (lambda: torch.clamp(torch.trunc(xs), -128, 127),
+             "0 の方向への切り捨て (torch.trunc や int(...)) になっています。最も近い整数に丸めます (torch.round)。"),
+            (lambda: torch.clamp(torch.round(xs), -127, 127),
+             "-128 を -127 にしています。int8 の範囲は -128〜127 (負の側が 1 つ多い) です。"),
+            (lambda: torch.clamp(torch.round(xs), 0, 255),
+             "0〜255 は符号なし (uint8) の範囲です。int8 (符号付き) は -128〜127 です。"),
+        ])
+        if hint is None and bool((differs <= ties).all()):  # only ties differ: floor(x + 0.5), C's roundf, ...
             hint = ("0.5 ちょうどの丸め方が違います。このコースは torch.round (偶数への丸め: 0.5→0, 2.5→2) "
                     "に揃えています。floor(x + 0.5) などではなく torch.round を使ってください。")
-        elif bool((got.abs() > 128).any()):
+        elif hint is None and bool((got.abs() > 128).any()):
             hint = "範囲外の値が残っています。torch.clamp(…, -128, 127) で int8 の範囲に収めてください。"
-        else:
-            hint = "forward は torch.clamp(torch.round(x), -128, 127) です。"
-        fail(f"Int8InFloatFunction の forward が違います: {wrong}。", hint)
+        fail(f"Int8InFloatFunction の forward が違います: {wrong}。", hint or "forward は torch.clamp(torch.round(x), -128, 127) です。")
     nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), what="Int8InFloatFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
@@ -195,13 +279,25 @@ def int8_function(fn_cls) -> None:
     grad_output = torch.linspace(1.0, 2.0, len(INT8_EDGES))  # distinct values: a mix-up shows
     (grad_x,) = _backward(out, (x,), ("x",), grad_output, "Int8InFloatFunction")
     # The intended derivative, written out: pass inside [-128, 127] (ends included), 0 outside.
-    inside = (x.detach() >= -128) & (x.detach() <= 127)
-    expected_grad = torch.where(inside, grad_output, torch.zeros_like(grad_output))
-    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    xs = x.detach()
+    inside = (xs >= -128) & (xs <= 127)
+    expected_grad = _pass_through(grad_output, inside)
+    wrong = _first_mismatch(grad_x, expected_grad, xs)
     if wrong:
+        hint = _known_mistake(grad_x, [
+            (lambda: grad_output, "範囲外 (飽和している所) でも勾配を通しています。" + _SAVED_OUTPUT),
+            (lambda: inside.to(grad_output.dtype), "grad_output を掛けていません (0 と 1 だけを返しています)。"
+                                                    "範囲内では grad_output そのものを返します: torch.where(inside, grad_output, 0)。"),
+            (lambda: torch.zeros_like(grad_output), "勾配がすべて 0 です。round の本当の微分 (ほぼどこでも 0) では"
+                                                     "学習が進みません。範囲内では grad_output をそのまま通します (STE)。"),
+            (lambda: _pass_through(grad_output, xs.abs() <= 127), "-128 も範囲内です (-128 <= x <= 127)。"
+                                                                  "x.abs() <= 127 では -128 の勾配が 0 になります。"),
+            (lambda: _pass_through(grad_output, (xs > -128) & (xs < 127)), "範囲の両端 (-128 と 127) を含めてください: "
+                                                                           "(x >= -128) & (x <= 127)。"),
+        ])
         fail(f"Int8InFloatFunction の backward が違います: {wrong}。",
-             "-128 <= x <= 127 (両端を含む) では grad_output をそのまま、範囲外では 0 を返します。"
-             "torch.where(条件, grad_output, 0) が便利です。round の微分 (ほぼどこでも 0) は使いません。")
+             hint or "-128 <= x <= 127 (両端を含む) では grad_output をそのまま、範囲外では 0 を返します。"
+                     "torch.where(条件, grad_output, 0) が便利です。round の微分 (ほぼどこでも 0) は使いません。")
     ok("Int8InFloatFunction: 丸め (0.5 は偶数へ)、±128 付近の飽和、NaN、backward (範囲内だけ勾配を通す) が正しいです。")
 
 
@@ -222,19 +318,67 @@ def _check_frac_refused(module_cls) -> None:
                  "if not 0 <= frac <= 7: raise ValueError(...) のように書きます。")
 
 
+def _make_int8_layer(module_cls, frac: int) -> nn.Module:
+    try:
+        layer = module_cls(frac=frac)
+    except (ValueError, TypeError) as e:
+        fail(f"Int8InFloat(frac={frac}) が {type(e).__name__} になりました: {e}。frac={frac} は正しい値です。",
+             "受け付けるのは 0〜7 の整数で、両端 (0 と 7) も含みます: 0 <= frac <= 7。")
+    except NotImplementedError:
+        fail("Int8InFloat の __init__ はまだ書かれていません。", "TODO の行を消して書いてください。")
+    if getattr(layer, "frac", None) != frac:
+        fail(f"Int8InFloat(frac={frac}) の self.frac が {getattr(layer, 'frac', '(ありません)')!r} です。",
+             "__init__ で self.frac = frac と覚えておくと、forward と extra_repr で使えます。")
+    return layer
+
+
+def _int8_forward_mistakes(x: torch.Tensor, frac: int) -> list[tuple[Callable[[], torch.Tensor], str]]:
+    apply = quant.Int8InFloatFunction.apply
+    mistakes = [
+        (lambda: apply(x * 2.0**frac), "最後に 2**-frac を掛けて元の大きさに戻していません (int8 の整数のままです)。"),
+        (lambda: apply(x) * 2.0**-frac, "先に x に 2**frac を掛けていません。2**frac 倍してから丸めると、"
+                                        "刻みが 2**-frac になります。"),
+        (lambda: apply(x * 2.0**-frac) * 2.0**frac, "倍率が逆です: 2**frac を掛けてから丸め、2**-frac を掛けて戻します。"),
+    ]
+    for other in range(8):
+        if other != frac:
+            mistakes.append((lambda other=other: quant.Int8InFloat(other)(x),
+                             f"frac={frac} のはずが frac={other} の刻み (2**-{other}) になっています。"
+                             "引数の frac (self.frac) を使ってください。"))
+    return mistakes
+
+
+def _explain_apply_misuse(failed: CheckFailed, what: str) -> None:
+    """A crash from calling the Function the old way: ``Function()(x)`` or ``Function.forward(...)``."""
+    cause = str(failed.__context__ or "")
+    if "Legacy autograd function" in cause or "should not be instantiated" in cause:
+        fail(f"{what} で Int8InFloatFunction のインスタンスを作って呼んでいます (古い書き方です)。",
+             "Function はインスタンスを作らず、クラスのまま Int8InFloatFunction.apply(...) で呼びます。")
+    if "save_for_backward" in cause or "has no attribute 'saved_tensors'" in cause:
+        fail(f"{what} で Int8InFloatFunction.forward(...) を直接呼んでいます。",
+             "forward は自分で呼ばず、Int8InFloatFunction.apply(x * 2.0**self.frac) のように .apply で呼びます "
+             "(apply が ctx を作り、backward とつないでくれます)。")
+
+
 def _check_int8_scaling(module_cls, frac: int) -> None:
     """Forward (2**frac scaling around the Function) and gradients of ``Int8InFloat(frac)``."""
-    layer = call_student(module_cls, frac=frac, what=f"Int8InFloat(frac={frac})")
+    layer = _make_int8_layer(module_cls, frac)
     x = (torch.linspace(-3, 3, 97) + 1e-3).requires_grad_()  # many steps of 1/64, off the grid
-    out = _forward(SimpleNamespace(apply=layer), (x,), f"Int8InFloat(frac={frac})")
+    what = f"Int8InFloat(frac={frac})"
+    try:
+        out = _forward(SimpleNamespace(apply=layer), (x,), what)
+    except CheckFailed as failed:
+        _explain_apply_misuse(failed, what)
+        raise
     expected = quant.Int8InFloat(frac)(x.detach())
     wrong = _first_mismatch(out.detach(), expected, x.detach())
     if wrong:
+        hint = _known_mistake(out, _int8_forward_mistakes(x.detach(), frac))
         fail(f"Int8InFloat(frac={frac}) の出力が違います: {wrong}。",
-             f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
-             f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
+             hint or f"x に 2**frac を掛けてから Int8InFloatFunction.apply、その結果に 2**-frac を掛けます "
+                     f"(frac={frac} なら刻みは {2.0**-frac:g}、範囲は [{-128 * 2.0**-frac:g}, {127 * 2.0**-frac:g}])。")
     grad_output = torch.linspace(1.0, 2.0, x.numel())
-    (grad_x,) = _backward(out, (x,), ("x",), grad_output, f"Int8InFloat(frac={frac})")
+    (grad_x,) = _backward(out, (x,), ("x",), grad_output, what)
     reference = x.detach().clone().requires_grad_()
     (expected_grad,) = torch.autograd.grad(quant.Int8InFloat(frac)(reference), reference, grad_output)
     if not bool(grad_x.abs().sum() > 0):
@@ -253,10 +397,12 @@ def int8_module(module_cls) -> None:
     _check_frac_refused(module_cls)
     for frac in (0, 6, 7):
         _check_int8_scaling(module_cls, frac)
-    text = repr(call_student(module_cls, frac=6, what="Int8InFloat(frac=6)"))
+    layer = _make_int8_layer(module_cls, 6)
+    text = call_student(repr, layer, what="print(Int8InFloat(frac=6)) (extra_repr)")
     if "frac=6" not in text:
         fail(f"print(Int8InFloat(frac=6)) が {text} です。frac=6 が見えるようにしてください。",
-             "def extra_repr(self): return f\"frac={self.frac}\" を書くと、print(model) に表示されます。")
+             "def extra_repr(self): return f\"frac={self.frac}\" を書くと、print(model) に表示されます"
+             " (print するのではなく、文字列を return します)。")
     ok(f"Int8InFloat: frac の検査、2**frac 倍のスケーリング、表示 {text} が正しいです。")
 
 
@@ -270,47 +416,127 @@ def binary_sign(fn_cls) -> None:
     expected = quant.BinarySignFunction.apply(x.detach())
     wrong = _first_mismatch(out.detach(), expected, x.detach())
     if wrong:
+        xs = x.detach()
         hint = "x >= 0 なら +1、x < 0 なら -1 です。torch.where(x >= 0, 1.0, -1.0) のように書けます。"
-        if bool((out.detach() == 0).any()):
+        known = _known_mistake(out, [
+            (lambda: torch.where(xs > 0, 1.0, -1.0), "0 が -1 になっています (x > 0 で判定している)。"
+                                                     "このコースの約束では 0 は +1 です: x >= 0。"),
+            (lambda: (xs >= 0).to(xs.dtype), "0 と 1 になっています。±1 にします: x < 0 は -1。"),
+        ])
+        if known:
+            hint = known + hint
+        elif bool((out.detach() == 0).any()):
             hint = "0 が 0 のままです。torch.sign は 0 を 0 にするので、このコースの約束 (0 は +1) に合いません。" + hint
         fail(f"BinarySignFunction の forward が違います: {wrong}。", hint)
     grad_output = torch.linspace(1.0, 2.0, len(SIGN_EDGES))
     (grad_x,) = _backward(out, (x,), ("x",), grad_output, "BinarySignFunction")
-    expected_grad = torch.where(x.detach().abs() <= 1, grad_output, torch.zeros_like(grad_output))
-    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
+    xs = x.detach()
+    expected_grad = _pass_through(grad_output, xs.abs() <= 1)
+    wrong = _first_mismatch(grad_x, expected_grad, xs)
     if wrong:
+        hint = _known_mistake(grad_x, [
+            (lambda: grad_output, "|x| > 1 でも勾配を通しています。窓 |x| <= 1 の外は 0 です。"
+                                  "ctx.save_for_backward に出力 (±1) を保存していませんか: |±1| <= 1 はいつも真です。"
+                                  "保存するのは入力 x です。"),
+            (lambda: torch.zeros_like(grad_output), "勾配がすべて 0 です。sign の本当の微分 (ほぼどこでも 0) では"
+                                                     "前の層が学習できません。|x| <= 1 では grad_output を通します (STE)。"),
+            (lambda: _pass_through(grad_output, xs.abs() < 1), "|x| がちょうど 1 のときも通します (両端を含む: x.abs() <= 1)。"),
+            (lambda: (xs.abs() <= 1).to(grad_output.dtype), "grad_output を掛けていません (0 と 1 だけを返しています)。"),
+        ])
         fail(f"BinarySignFunction の backward が違います: {wrong}。",
-             "Straight-Through Estimator: |x| <= 1 (両端を含む) では grad_output をそのまま、外では 0 です。"
-             "sign の本当の微分 (ほぼどこでも 0) では学習が進みません。")
+             hint or "Straight-Through Estimator: |x| <= 1 (両端を含む) では grad_output をそのまま、外では 0 です。"
+                     "sign の本当の微分 (ほぼどこでも 0) では学習が進みません。")
     ok("BinarySignFunction: ±1 (0 は +1) と Straight-Through Estimator (|x| <= 1 で勾配を通す) が正しいです。")
 
 
 # --- layers --------------------------------------------------------------------------------------
 
+_CONV_OPTIONS = {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}
 
-def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
-                 reference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+
+def _layer_forward(name: str, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The student's layer on ``x``; the crashes of a hand-written F.conv2d / x @ w named in Japanese."""
+    try:
+        return call_student(layer, x, what=f"{name} の forward")
+    except CheckFailed as failed:
+        cause = str(failed.__context__ or "")
+        if "expected input" in cause and "channels" in cause:
+            fail(f"{name} の forward で入力のチャンネル数が合わないエラーになりました ({cause})。",
+                 "F.conv2d に groups を渡していません。groups=2 の層では重みが (出力, 入力/2, 3, 3) なので、"
+                 "groups=self.groups も渡します。親の self._conv_forward(x, w, self.bias) を使うと、stride, padding,"
+                 " dilation, groups, padding_mode が全部親と同じになります。")
+        if "mat1 and mat2 shapes cannot be multiplied" in cause:
+            fail(f"{name} の forward で行列の形が合いません ({cause})。",
+                 "重みは (出力, 入力) の形です。x @ w ではなく nn.functional.linear(x, w, self.bias) "
+                 "(= x @ w.T + bias) を使います。")
+        if "invalid combination of arguments" in cause or "must be Tensor, not" in cause:
+            fail(f"{name} の forward で、重みの所に Tensor でないものを渡しています ({cause.splitlines()[0]})。",
+                 "self.quantizer は部品 (nn.Module) です。重みを量子化した Tensor は w = self.quantizer(self.weight) で作り、"
+                 "その w を渡します。")
+        raise
+
+
+def _layer_mistakes(layer: nn.Module, x: torch.Tensor, compute) -> list[tuple[Callable[[], torch.Tensor], str]]:
+    """Known wrong forwards of a quantised layer; ``compute(inp, w, bias, **options)`` is the parent's computation."""
+    q, w, b = layer.quantizer, layer.weight.detach(), layer.bias
+    b = None if b is None else b.detach()
+    mistakes = [(lambda: compute(x, q(w), None), "bias を足していません。self.bias も渡します (bias は量子化しません)。"),
+                (lambda: compute(x, q(w), q(b)), "bias まで量子化しています。量子化するのは重みだけで、bias はそのまま "
+                                                 "self.bias を渡します。"),
+                (lambda: compute(q(x), w, b), "入力 x を量子化して、重みは float のままです。量子化するのは重み: "
+                                              "w = self.quantizer(self.weight)。")] if b is not None else []
+    if isinstance(layer, nn.Conv2d):
+        # F.conv2d written by hand with some of the layer's options left out (groups: see _layer_forward)
+        defaults = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1)}
+        names = [k for k, default in defaults.items() if getattr(layer, k) != default]
+        for n in range(1, len(names) + 1):
+            for left_out in itertools.combinations(names, n):
+                kept = {k: getattr(layer, k) for k in ("stride", "padding", "dilation", "groups") if k not in left_out}
+                mistakes.append((lambda kept=kept: F.conv2d(x, q(w), b, **kept),
+                                 f"F.conv2d に {', '.join(left_out)} を渡していません (既定値 1 や 0 になります)。"
+                                 "親の self._conv_forward(x, w, self.bias) を使うと、層の設定がすべてそのまま使われます。"))
+        if layer.padding_mode != "zeros":
+            mistakes.append((lambda: F.conv2d(x, q(w), b, layer.stride, layer.padding, layer.dilation, layer.groups),
+                             f"padding_mode={layer.padding_mode!r} が無視されています (0 で埋めています)。"
+                             "F.conv2d ではなく親の self._conv_forward(x, w, self.bias) を使うと、padding_mode も親と同じです。"))
+    return mistakes
+
+
+def _prepare_layer(name: str, layer: nn.Module, base: type) -> None:
+    """The student's layer is a subclass of ``base`` with a quantizer; its weights set off the int8 grid."""
     if not isinstance(layer, base):
         fail(f"{name} が {base.__name__} のサブクラスではありません。",
              f"class {name}(nn.{base.__name__}): と書くと、stride や padding などの機能をそのまま受け継げます。")
     with torch.no_grad():  # weights off the int8 grid, so "not quantised" is visible
         layer.weight.copy_(torch.linspace(-0.9, 0.9, layer.weight.numel()).reshape(layer.weight.shape) + 1e-3)
+        if layer.bias is not None:
+            layer.bias.copy_(torch.linspace(-0.3, 0.4, layer.bias.numel()) + 1e-3)  # off the grid too
+    if not isinstance(getattr(layer, "quantizer", None), nn.Module):
+        fail(f"{name} に self.quantizer (nn.Module) がありません。",
+             "__init__ の self.quantizer = quantizer if quantizer is not None else Int8InFloat(frac=7) を消していませんか。")
+
+
+def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
+                 reference: Callable[..., torch.Tensor]) -> None:
+    _prepare_layer(name, layer, base)
     before = layer.weight.detach().clone()
-    out = call_student(layer, x, what=f"{name} の forward")
+    out = _layer_forward(name, layer, x)
     if not isinstance(out, torch.Tensor):
         fail(f"{name} の forward が Tensor を返しませんでした。", "return を忘れていませんか?")
     if not torch.equal(layer.weight.detach(), before):
         fail(f"{name} の forward が self.weight そのものを書き換えています。",
              "量子化した重みは新しい変数 (w = self.quantizer(self.weight)) に入れてください。"
              "self.weight は float のまま残し (shadow weight)、optimizer はそれを少しずつ更新します。")
-    if not isinstance(getattr(layer, "quantizer", None), nn.Module):
-        fail(f"{name} に self.quantizer (nn.Module) がありません。",
-             "__init__ の self.quantizer = quantizer if quantizer is not None else Int8InFloat(frac=7) を消していませんか。")
-    quantized = reference(x, layer.quantizer(layer.weight.detach()))
-    plain = reference(x, layer.weight.detach())
+    bias = None if layer.bias is None else layer.bias.detach()
+    quantized = reference(x, layer.quantizer(layer.weight.detach()), bias)
+    plain = reference(x, layer.weight.detach(), bias)
+    known = _known_mistake(out, _layer_mistakes(layer, x, reference), exact=False)
+    if known:
+        fail(f"{name} の出力が、量子化した重みで計算した値と違います。", known)
     if out.shape != quantized.shape:
         fail(f"{name} の出力の形が {tuple(out.shape)} です (正しくは {tuple(quantized.shape)})。",
-             "stride, padding, groups などは親クラスの設定 (self.stride ...) をそのまま使ってください。")
+             "stride, padding, dilation, groups などは親クラスの設定 (self.stride ...) をそのまま使ってください。"
+             "親の self._conv_forward(x, w, self.bias) を使うのがいちばん確かです。")
     if torch.allclose(out, plain, atol=1e-6) and not torch.allclose(out, quantized, atol=1e-6):
         fail(f"{name} の重みが量子化されていません (普通の {base.__name__} と同じ出力です)。",
              "forward の最初で w = self.quantizer(self.weight) とし、その w で計算してください。")
@@ -327,14 +553,19 @@ def quantized_layers(conv_cls, linear_cls) -> None:
     """``QuantizedConv2d`` / ``QuantizedLinear``: the weight is quantised, everything else as the parent."""
     q = quant.Int8InFloat(frac=5)
     x = torch.linspace(-1, 1, 2 * 4 * 7 * 7).reshape(2, 4, 7, 7)
-    conv = call_student(conv_cls, 4, 6, 3, stride=2, padding=1, groups=2, bias=True, quantizer=q,
-                        what="QuantizedConv2d(4, 6, 3, stride=2, padding=1, groups=2, quantizer=...)")
+    what = "QuantizedConv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2, quantizer=...)"
+    conv = call_student(conv_cls, 4, 6, 3, bias=True, quantizer=q, what=what, **_CONV_OPTIONS)
     _check_layer("QuantizedConv2d", conv, nn.Conv2d, x,
-                 lambda inp, w: F.conv2d(inp, w, conv.bias.detach(), stride=2, padding=1, groups=2))
+                 lambda inp, w, b: F.conv2d(inp, w, b, **_CONV_OPTIONS))
+    reflect = call_student(conv_cls, 4, 6, 3, padding=1, padding_mode="reflect", quantizer=q,
+                           what="QuantizedConv2d(4, 6, 3, padding=1, padding_mode=\"reflect\", quantizer=...)")
+    _check_layer("QuantizedConv2d", reflect, nn.Conv2d, x,
+                 lambda inp, w, b: F.conv2d(F.pad(inp, (1, 1, 1, 1), mode="reflect"), w, b))
     linear = call_student(linear_cls, 12, 5, quantizer=q, what="QuantizedLinear(12, 5, quantizer=...)")
     _check_layer("QuantizedLinear", linear, nn.Linear, torch.linspace(-2, 2, 36).reshape(3, 12),
-                 lambda inp, w: F.linear(inp, w, linear.bias.detach()))
-    ok("QuantizedConv2d / QuantizedLinear: 重みだけを量子化し、stride, padding, groups, bias は親クラスのままです。")
+                 lambda inp, w, b: F.linear(inp, w, b))
+    ok("QuantizedConv2d / QuantizedLinear: 重みだけを量子化し、stride, padding, dilation, groups, padding_mode, bias は"
+       "親クラスのままです。")
 
 
 _BLOCK_ORDER = ["conv", "pool", "bn", "sign"]
