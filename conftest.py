@@ -4,11 +4,13 @@
   course folder, and imports MyModules from this checkout.
 * The suite runs on every core (``-n auto --dist loadfile`` in pyproject.toml): each worker has its
   own course folder and its share of the cores; ``-n 0`` runs it in one process.
-* Solution and stand-alone notebooks run under nbval (``--nbval-lax``: only cells marked
-  ``# NBVAL_CHECK_OUTPUT`` compare outputs).
-* Student templates (``ExerciseNN/<name>.ipynb`` with a ``solutions/<name>.ipynb``) are run by
-  :class:`TemplateNotebook` instead: every cell must pass except the blanks, the cells tagged
-  ``needs-solution``, and the self-checks, and every self-check must fail with ``CheckFailed``.
+* Solutions run under nbval (``--nbval-lax``: only cells marked ``# NBVAL_CHECK_OUTPUT`` compare outputs)
+  in a local kernel that imports MyModules from this checkout.
+* What students open in Colab (``ExerciseNN/<name>.ipynb``: templates and stand-alone notebooks) runs
+  in an emulated Colab instead (:class:`ColabRun`, ``tests/support/colab.py``): MyModules only on the
+  emulated Drive, a real FUSE mount, the flush at the end. A template must fail only in its blanks,
+  its ``needs-solution`` cells and its self-checks (each with ``CheckFailed``); a stand-alone notebook
+  must not fail and must print its stored checked outputs.
 """
 
 from __future__ import annotations
@@ -65,52 +67,82 @@ def is_template(path: Path) -> bool:
     return path.suffix == ".ipynb" and (path.parent / "solutions" / path.name).exists()
 
 
+def is_student_notebook(path: Path) -> bool:
+    """What students open in Colab: ``ExerciseNN/<name>.ipynb`` (templates and stand-alone notebooks)."""
+    return path.suffix == ".ipynb" and path.parent.name.startswith("Exercise") and path.parent.parent == ROOT
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collect_file(file_path, parent):
     outcome = yield
-    if is_template(Path(file_path)):
-        # Templates are not nbval's: their blanks fail on purpose. Replace its collector by ours.
+    path = Path(file_path)
+    if is_student_notebook(path):
+        # Students run these in Colab: run them in the emulated Colab (tests/support/colab.py) instead of
+        # nbval's local kernel. Templates' blanks fail on purpose; stand-alone notebooks must not fail.
         kept = [c for c in outcome.get_result() if type(c).__name__ != "IPyNbFile"]
-        outcome.force_result([*kept, TemplateNotebook.from_parent(parent, path=Path(file_path))])
+        outcome.force_result([*kept, ColabNotebook.from_parent(parent, path=path)])
 
 
-class TemplateNotebook(pytest.File):
+class ColabNotebook(pytest.File):
     def collect(self):
-        yield TemplateRun.from_parent(self, name="template")
+        yield ColabRun.from_parent(self, name="template" if is_template(self.path) else "colab")
 
 
-class TemplateRun(pytest.Item):
+def template_problems(nb) -> list[str]:
+    """A template's rules: only blanks, needs-solution cells and self-checks fail, checks with CheckFailed."""
+    problems = []
+    checks = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        tags = set(cell.metadata.get("tags", []))
+        if "check" in tags:
+            checks += 1
+            if not errors:
+                problems.append(f"cell {i}: the self-check passed on the blank template")
+            elif errors[0].ename != "CheckFailed" or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", errors[0].evalue):
+                problems.append(f"cell {i}: self-check failed with {errors[0].ename}: {errors[0].evalue!r}, "
+                                "expected CheckFailed with a Japanese message")
+        elif errors and "raises-exception" not in tags:
+            problems.append(f"cell {i}: unexpected {errors[0].ename}: {errors[0].evalue}")
+    if checks == 0:
+        problems.append("template has no self-check cell")
+    return problems
+
+
+class ColabRun(pytest.Item):
+    """Run a student notebook top to bottom in the emulated Colab, as "Run all" does.
+
+    A template must fail only where it should (``template_problems``); a stand-alone notebook must not
+    fail at all and print the stored output of its checked cells. Both must keep the promises of
+    ``colab_problems``: Drive mounted once, MyModules from Drive, everything written on Drive after the
+    last cell (which flushes), no bytecode or links in Drive.
+    """
+
     def runtest(self):
-        import nbformat
-        from nbclient import NotebookClient
+        import json
 
-        nb = nbformat.read(self.path, as_version=4)
-        NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(self.path.parent)}}).execute()
-        problems = []
-        checks = 0
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            errors = [o for o in cell.outputs if o.output_type == "error"]
-            tags = set(cell.metadata.get("tags", []))
-            expected_to_fail = "raises-exception" in tags
-            if "check" in tags:
-                checks += 1
-                if not errors:
-                    problems.append(f"cell {i}: the self-check passed on the blank template")
-                elif errors[0].ename != "CheckFailed" or not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", errors[0].evalue):
-                    problems.append(f"cell {i}: self-check failed with {errors[0].ename}: {errors[0].evalue!r}, "
-                                    "expected CheckFailed with a Japanese message")
-            elif errors and not expected_to_fail:
-                problems.append(f"cell {i}: unexpected {errors[0].ename}: {errors[0].evalue}")
-        if checks == 0:
-            problems.append("template has no self-check cell")
+        from tests.support import colab
+
+        with tempfile.TemporaryDirectory(prefix="colab-") as tmp:
+            runtime = colab.EmulatedColab(Path(tmp))
+            try:
+                nb = runtime.run(self.path)
+                problems = colab.colab_problems(runtime, nb)
+            finally:
+                runtime.close()
+        if is_template(self.path):
+            problems += template_problems(nb)
+        else:
+            problems += [f"cell {i}: {e.ename}: {e.evalue}" for i, cell in enumerate(nb.cells)
+                         for e in colab.errors(cell)]
+            problems += colab.checked_output_problems(json.loads(self.path.read_text(encoding="utf-8")), nb)
         if problems:
             raise AssertionError("\n".join(problems))
 
     def reportinfo(self):
-        return self.path, 0, f"template {self.path.name}"
+        return self.path, 0, f"colab {self.path.name}"
 
 
 @pytest.fixture(scope="session")

@@ -21,4 +21,4 @@ Notebooks import from here instead of copying helpers around. One concern per mo
 * ``checks``     self-checks students run after each exercise blank
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place of the version: pyproject.toml and the setup cells read it

@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import CourseError, one_line
+    from .errors import CourseError, dead_mount_error, is_dead_mount, one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -442,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     except CourseError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if not is_dead_mount(e):
+            raise
+        error = dead_mount_error(e)  # Colab's Drive died under a running command
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

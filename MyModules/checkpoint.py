@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, dead_mount_error, is_dead_mount
 
 FORMAT = "mymodules-checkpoint-1"  # changes when the layout of the dict changes
 SLOTS = ("checkpoint-a.pt", "checkpoint-b.pt")
@@ -143,6 +143,8 @@ def save_run_checkpoint(state: dict[str, Any], run_dir: str | os.PathLike) -> Pa
         # A torn slot would only cost a failed read later; remove it so nobody mistakes it for a checkpoint.
         with contextlib.suppress(OSError):
             target.unlink()
+        if is_dead_mount(e):
+            raise dead_mount_error(e) from e
         if isinstance(e, (OSError, RuntimeError)):  # torch.save reports a full disk as RuntimeError
             raise CheckpointError(f"cannot save the checkpoint of epoch {state['epoch']} in {run_dir} "
                                   f"({_write_failure(e, run_dir)}); the previous checkpoint is kept: free some "

@@ -266,7 +266,8 @@ def load_dataset(
 
     ``data_dir`` is the folder that holds the datasets (``env.setup().data_dir``; on Colab that is on
     Drive, so a download happens once). For ``imagefolder`` it is the tree's root, which is only read:
-    its decoded images are cached in ``cache_dir`` (e.g. ``course.course_dir / "cache"``) if given.
+    its decoded images are cached in ``cache_dir`` (default: the course folder's ``cache/``) and read
+    from there while no image file changes (benchmarks/bench_drive.py measures both on the emulated Drive).
     In test mode (the default follows ``COURSE_TEST_MODE``) and for ``synthetic``, generated data is
     written there in the dataset's own format first, then read back by the same code as real data.
     """
@@ -277,6 +278,7 @@ def load_dataset(
             raise DatasetError("imagefolder needs data_dir (--data-root): the folder with train/ and test/")
         data_dir = env.data_folder(env.course_dir(), limits is not None)
     root = Path(data_dir).expanduser()
+    env.ensure_drive(root)  # a dead or unmounted Drive: mount it again, or say so
     generated = limits is not None or name == "synthetic"
     if name in ("cifar10", "cifar100"):
         train, test, classes = _load_cifar(name, root, generated, download)
@@ -289,8 +291,9 @@ def load_dataset(
     else:  # imagefolder
         if generated and (not root.exists() or not any(root.iterdir())):  # never into a folder with files
             generate_test_data(name, root)
-        train, test, classes = read_image_folder(root, image_size, channels,
-                                                 cache_dir=Path(cache_dir) if cache_dir is not None else None)
+        if cache_dir is None:  # decode the files once; later loads read one file (on Drive: no per-file downloads)
+            cache_dir = env.course_dir() / "cache"
+        train, test, classes = read_image_folder(root, image_size, channels, cache_dir=Path(cache_dir))
     if limits is not None:  # real data found in test mode: keep test mode small anyway
         train = ImageSet(train.images[:limits.train_size], train.labels[:limits.train_size])
         test = ImageSet(test.images[:limits.test_size], test.labels[:limits.test_size])

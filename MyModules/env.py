@@ -1,7 +1,8 @@
 """Where the course runs: Colab or a local machine, the course folder, the device, test mode.
 
-Every notebook calls :func:`setup` once in its first cell. It is safe to call again (re-running the
-cell, or "Run all" twice): Drive is mounted only when it is not mounted yet.
+Every notebook calls :func:`setup` once in its first cell and :func:`finish` in its last. ``setup`` is
+safe to call again (re-running the cell, or "Run all" twice): Drive is mounted only when it is not
+mounted yet, and mounted again (``force_remount``) when its mount died.
 
 The course folder holds everything a student must not lose when the Colab runtime goes away:
 datasets, checkpoints, TensorBoard logs and Optuna studies. It is
@@ -9,6 +10,10 @@ datasets, checkpoints, TensorBoard logs and Optuna studies. It is
 * ``$COURSE_DIR`` when that environment variable is set (lab servers, tests);
 * ``/content/drive/MyDrive/pytorch-course`` in Colab (Google Drive, mounted on demand);
 * ``~/pytorch-course`` elsewhere.
+
+Colab writes files on Drive to the runtime's disk first and uploads them later: what was written in the
+last minutes before a runtime ends can be lost. :func:`finish` flushes Drive (Colab's
+``drive.flush_and_unmount``) and says what the notebook saved.
 """
 
 from __future__ import annotations
@@ -16,13 +21,21 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .errors import DeviceError, RunFolderError, show_in_notebooks
+from .errors import (
+    DeviceError,
+    DriveError,
+    RunFolderError,
+    dead_mount_error,
+    is_dead_mount,
+    show_in_notebooks,
+)
 
 #: Environment variable that switches every notebook and the command line to small generated
 #: data and few steps (used by the tests and by instructors checking the course quickly).
@@ -30,9 +43,19 @@ TEST_MODE_VAR = "COURSE_TEST_MODE"
 #: Environment variable that overrides the course folder.
 COURSE_DIR_VAR = "COURSE_DIR"
 
-DRIVE_MOUNT_POINT = Path("/content/drive")
-DRIVE_COURSE_DIR = DRIVE_MOUNT_POINT / "MyDrive" / "pytorch-course"
+#: Environment variable naming the folder that stands in for Colab's /content (the emulated-Colab tests).
+COLAB_CONTENT_VAR = "COURSE_COLAB_CONTENT"
 LOCAL_COURSE_DIR = Path.home() / "pytorch-course"
+
+
+def drive_mount_point() -> Path:
+    """Where Colab mounts Google Drive: ``/content/drive``."""
+    return Path(os.environ.get(COLAB_CONTENT_VAR, "/content")) / "drive"
+
+
+def drive_course_dir() -> Path:
+    """The course folder on Drive: ``/content/drive/MyDrive/pytorch-course``."""
+    return drive_mount_point() / "MyDrive" / "pytorch-course"
 
 
 def in_colab() -> bool:
@@ -78,14 +101,61 @@ test_limits.__test__ = False  # type: ignore[attr-defined]  # not a pytest test 
 test_mode.__test__ = False  # type: ignore[attr-defined]
 
 
-def mount_drive(mount_point: Path = DRIVE_MOUNT_POINT) -> Path:
-    """Mount Google Drive in Colab unless it is already mounted; returns the mount point."""
-    if (mount_point / "MyDrive").is_dir():
-        return mount_point
-    from google.colab import drive  # only importable inside Colab
+def drive_state(mount_point: Path | None = None) -> str:
+    """``"mounted"``, ``"unmounted"`` or ``"dead"`` (a mount whose FUSE daemon is gone: every file
+    operation on it fails with "Transport endpoint is not connected", where ``Path.is_dir`` raises).
 
-    drive.mount(str(mount_point))
+    It asks the file system itself (``statvfs``): ``stat`` can be answered from the kernel's cache of
+    file attributes for a while after the mount died (measured on the emulated Drive's FUSE mount).
+    """
+    try:
+        os.statvfs((mount_point or drive_mount_point()) / "MyDrive")
+    except FileNotFoundError:
+        return "unmounted"
+    except OSError:
+        return "dead"
+    return "mounted"
+
+
+def mount_drive(mount_point: Path | None = None) -> Path:
+    """Mount Google Drive in Colab unless it is mounted; mount it again when its mount died.
+
+    Raises :class:`~MyModules.errors.DriveError` (one Japanese sentence in a notebook) when it cannot:
+    outside the notebook's kernel (a command started with ``!python``), or when Colab refuses.
+    """
+    mount_point = mount_point or drive_mount_point()
+    state = drive_state(mount_point)
+    if state == "mounted":
+        return mount_point
+    if state == "dead":
+        print("Google Drive との接続が切れていたので、マウントし直します")
+    try:
+        from google.colab import drive  # only importable inside Colab
+
+        drive.mount(str(mount_point), force_remount=state == "dead")
+    except Exception as e:  # noqa: BLE001 - Colab raises ValueError, MessageError, ImportError...
+        raise DriveError(f"cannot mount Google Drive at {mount_point} ({type(e).__name__}: {e}); run the "
+                         "notebook's setup cell (a command started with ! cannot mount Drive)") from e
+    if drive_state(mount_point) != "mounted":
+        raise DriveError(f"Google Drive did not appear at {mount_point} after mounting it; choose Runtime > "
+                         "Disconnect and delete runtime, then run the setup cell again")
     return mount_point
+
+
+def on_drive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies under Colab's Drive mount point."""
+    return in_colab() and Path(path).expanduser().is_relative_to(drive_mount_point())
+
+
+def ensure_drive(path: str | os.PathLike) -> None:
+    """Before writing under Drive: make sure the mount is alive, mounting it again if it is not.
+
+    After :func:`finish` (which unmounts) or a dead mount, a write would otherwise create the folders
+    on the runtime's own disk, and the files would vanish with the runtime. Only the notebook's kernel
+    can mount Drive; elsewhere (a ``!python`` command) :func:`mount_drive` says to run the setup cell.
+    """
+    if on_drive(path) and drive_state() != "mounted":
+        mount_drive()
 
 
 def course_dir(path: str | os.PathLike | None = None, *, mount: bool = True) -> Path:
@@ -96,16 +166,22 @@ def course_dir(path: str | os.PathLike | None = None, *, mount: bool = True) -> 
         if in_colab():
             if mount:
                 mount_drive()
-            path = DRIVE_COURSE_DIR
+            path = drive_course_dir()
         else:
             path = LOCAL_COURSE_DIR
     folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise RunFolderError(f"the course folder {folder} is a file, not a folder; choose another (--course-dir, "
-                             f"${COURSE_DIR_VAR})")
+    if mount:
+        ensure_drive(folder)
     try:
+        if folder.exists() and not folder.is_dir():
+            raise RunFolderError(f"the course folder {folder} is a file, not a folder; choose another "
+                                 f"(--course-dir, ${COURSE_DIR_VAR})")
         folder.mkdir(parents=True, exist_ok=True)
+    except RunFolderError:
+        raise
     except OSError as e:
+        if is_dead_mount(e):
+            raise dead_mount_error(e) from e
         raise RunFolderError(f"cannot create the course folder {folder} ({e.strerror or e}); choose one you can "
                              f"write (--course-dir, ${COURSE_DIR_VAR})") from e
     return folder
@@ -196,6 +272,23 @@ class CourseEnv:
     device: torch.device
     colab: bool
     test_mode: bool
+    started: float = 0.0  # time.time() of the first setup() in this process: finish() lists what came after
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+_STARTED: list[float] = []  # the first setup() of this process (a re-run keeps it: finish lists it all)
+
+
+def _no_bytecode_on_drive() -> None:
+    """Importing MyModules from Drive must not write ``__pycache__`` folders into the student's Drive."""
+    if on_drive(Path(__file__)):
+        sys.dont_write_bytecode = True
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # also for the programs a notebook starts
 
 
 def setup(
@@ -209,6 +302,7 @@ def setup(
     ``need_gpu=True`` prints a loud Japanese warning (and a Python warning) when no GPU is found,
     so a student who forgot to switch the Colab runtime notices before waiting for training.
     """
+    _no_bytecode_on_drive()
     colab = in_colab()
     folder = course_dir(course_path)
     testing = test_mode()
@@ -218,16 +312,102 @@ def setup(
         try:
             sub.mkdir(parents=True, exist_ok=True)
         except OSError as e:
+            if is_dead_mount(e):
+                raise dead_mount_error(e) from e
             raise RunFolderError(f"cannot create {sub} ({e.strerror or e}); choose a course folder you can "
                                  f"write (--course-dir, ${COURSE_DIR_VAR})") from e
     dev = pick_device(device)
     show_in_notebooks()  # a CourseError in a notebook: its message and a Japanese hint, no traceback
+    if not _STARTED:
+        _STARTED.append(time.time())
     if verbose:
         print(f"torch {torch.__version__} | CUDA {torch.version.cuda or '-'} | device {describe_device(dev)}")
-        print(f"course folder: {folder}" + (" (Google Drive)" if colab else ""))
+        print(f"course folder: {folder}" + (" (Google Drive)" if on_drive(folder) else ""))
+        print(f"MyModules {_version()}: {Path(__file__).resolve().parent}"
+              + (f" (copied from {drive_course_dir() / 'MyModules'})" if Path(__file__).parents[1].name == ".mymodules"
+                 else ""))
         if testing:
             print("テストモード: 小さな生成データと少ないステップで実行します")
     if need_gpu and dev.type != "cuda":
         print(GPU_MISSING_WARNING)
         warnings.warn("no GPU found: this notebook expects a GPU runtime", stacklevel=2)
-    return CourseEnv(folder, data_dir, runs_dir, dev, colab, testing)
+    return CourseEnv(folder, data_dir, runs_dir, dev, colab, testing, _STARTED[0])
+
+
+# --------------------------------------------------------------------------------------------
+# The end of a notebook: everything written is on Drive for good
+# --------------------------------------------------------------------------------------------
+
+def written_since(folder: Path, since: float) -> dict[str, tuple[int, int]]:
+    """``{"runs/net-...": (files, bytes)}``: what was written under ``folder`` since ``since``, grouped
+    by its first two path parts (a run folder, a study file, a dataset)."""
+    groups: dict[str, tuple[int, int]] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            path = Path(root) / name
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed while we walk (a temporary file)
+                continue
+            if stat.st_mtime < since:
+                continue
+            key = "/".join(path.relative_to(folder).parts[:2])
+            count, size = groups.get(key, (0, 0))
+            groups[key] = (count + 1, size + stat.st_size)
+    return groups
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+def finish(course: CourseEnv | None = None, *, verbose: bool = True) -> None:
+    """The last cell of every notebook: flush Google Drive and say what this notebook saved there.
+
+    Colab keeps writes to Drive on the runtime's disk and uploads them later; files written in the last
+    minutes are lost when the runtime ends before that. ``drive.flush_and_unmount()`` (the only flush
+    Colab offers) uploads them and unmounts Drive, so to go on afterwards, run the setup cell again.
+    Elsewhere the files are synced to disk (``os.sync``).
+    """
+    folder = course.course_dir if course is not None else course_dir()
+    since = course.started if course is not None and course.started else (_STARTED[0] if _STARTED else 0.0)
+    if on_drive(folder) and drive_state() != "mounted":
+        raise DriveError(f"Google Drive is {drive_state()}: what this notebook wrote in the last minutes may not "
+                         "have reached Drive. Re-run the setup cell, then this cell")
+    saved = written_since(folder, since)
+    flushed = None
+    if on_drive(folder):
+        from google.colab import drive
+
+        start = time.monotonic()
+        drive.flush_and_unmount()
+        flushed = time.monotonic() - start
+    elif hasattr(os, "sync"):
+        os.sync()
+    if verbose:
+        _report_saved(folder, saved, flushed)
+
+
+def _report_saved(folder: Path, saved: dict[str, tuple[int, int]], flushed: float | None) -> None:
+    if saved:
+        print(f"このノートブックが {folder} に保存したもの:")
+        for key, (count, size) in sorted(saved.items()):
+            print(f"  {key}  ({count} ファイル, {_size(size)})")
+    else:
+        print(f"このノートブックが {folder} に新しく保存したものはありません")
+    if flushed is not None:
+        print(f"Google Drive への書き込みを終えて、Drive を切り離しました ({flushed:.0f} 秒)。"
+              "続けて作業するときは、セットアップのセルをもう一度実行してください。")
+
+
+_REMINDED: list[bool] = []
+
+
+def remind_to_finish(path: str | os.PathLike | None) -> None:
+    """After a run that wrote to Drive in Colab, say once per runtime that the last cell must run."""
+    if _REMINDED or path is None or not on_drive(path):
+        return
+    _REMINDED.append(True)
+    print("💾 Drive に保存しました。Colab は Drive への書き込みを後から行うので、ノートブックの最後の"
+          "「終わり」のセル (env.finish(course)) を必ず実行してください。")

@@ -9,6 +9,7 @@ notebooks show the same line with a short Japanese explanation instead of a wall
 
 from __future__ import annotations
 
+import errno
 import sys
 
 
@@ -50,6 +51,28 @@ class RunFolderError(CourseError, OSError):
     hint_ja = "保存先のフォルダ (Drive がマウントされているか、書き込めるか) を確認してください。"
 
 
+class DriveError(RunFolderError):
+    """Google Drive is not there: its mount died ("Transport endpoint is not connected") or is unmounted."""
+
+    hint_ja = ("Google Drive との接続が切れています。セットアップのセルをもう一度実行してください (マウントし直します)。"
+               "それでも駄目なときは、メニュー「ランタイム」→「ランタイムを接続解除して削除」を選んでから、"
+               "セットアップのセルから実行し直してください。")
+
+
+def is_dead_mount(error: BaseException) -> bool:
+    """True for the OSError of a FUSE mount whose daemon is gone (Colab's Drive after a disconnect):
+    ENOTCONN for every operation after its death, ECONNABORTED for one in flight when it died."""
+    return isinstance(error, OSError) and error.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+def dead_mount_error(error: OSError) -> DriveError:
+    """The course's words for a dead Drive mount, naming the path that failed."""
+    where = f" ({error.filename})" if error.filename else ""
+    return DriveError(f"Google Drive is not connected{where}: its mount died (Transport endpoint is not "
+                      "connected). Re-run the setup cell (it mounts Drive again), or choose Runtime > Disconnect "
+                      "and delete runtime and run the notebook from the setup cell")
+
+
 class TuningError(CourseError, RuntimeError):
     """A problem with an Optuna study or its storage."""
 
@@ -72,6 +95,8 @@ def one_line(error: BaseException) -> str:
 def show_in_notebooks(shell=None) -> bool:
     """Make IPython show a :class:`CourseError` as its message and a Japanese hint, not a traceback.
 
+    A dead Drive mount (an ``OSError`` "Transport endpoint is not connected", raised wherever a file on
+    Drive is touched) is shown the same way, as a :class:`DriveError`; other errors keep their traceback.
     Called by ``env.setup()``; does nothing outside IPython. Returns True when installed.
     """
     if shell is None:
@@ -83,8 +108,13 @@ def show_in_notebooks(shell=None) -> bool:
         return False
 
     def _handler(self, etype, value, tb, tb_offset=None):
+        if not isinstance(value, CourseError):
+            if not is_dead_mount(value):
+                self.showtraceback((etype, value, tb), tb_offset=tb_offset)
+                return None
+            etype, value = DriveError, dead_mount_error(value)
         print(f"{etype.__name__}: {one_line(value)}\n→ {getattr(value, 'hint_ja', CourseError.hint_ja)}")
         return None
 
-    shell.set_custom_exc((CourseError,), _handler)
+    shell.set_custom_exc((CourseError, OSError), _handler)
     return True

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from . import atomic
+from . import atomic, env
 from .checkpoint import LEGACY_NAME, SLOTS, has_checkpoint
-from .errors import RunFolderError
+from .errors import RunFolderError, dead_mount_error, is_dead_mount
 
 METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds")
 
@@ -30,6 +30,7 @@ METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_a
 def prepare(run_dir: str | os.PathLike) -> Path:
     """Create ``run_dir`` if needed, check that it can be written, and remove temp files of killed writes."""
     run_dir = Path(run_dir)
+    env.ensure_drive(run_dir)  # a dead or unmounted Drive: mount it again, or say so (never the VM's disk)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir} is a file, not a folder: choose another run folder (--out)")
     try:
@@ -45,7 +46,12 @@ def prepare(run_dir: str | os.PathLike) -> Path:
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
-    """A fresh folder ``runs_dir/<name>-<YYYYmmdd-HHMMSS>`` (never an earlier run's)."""
+    """A fresh folder ``runs_dir/<name>-<YYYYmmdd-HHMMSS>`` (never an earlier run's).
+
+    Empty run folders of earlier cells that failed before training (a blank not filled in yet) are
+    removed first, so they do not pile up among the real runs.
+    """
+    remove_empty_runs(runs_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(runs_dir) / f"{name}-{stamp}"
     path, i = base, 1
@@ -53,6 +59,34 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
         i += 1
         path = base.with_name(f"{base.name}-{i}")
     return prepare(path)
+
+
+def remove_empty_runs(runs_dir: str | Path) -> list[Path]:
+    """Remove the run folders under ``runs_dir`` that hold nothing at all; returns them."""
+    runs_dir = Path(runs_dir)
+    removed = []
+    if runs_dir.is_dir():
+        for folder in runs_dir.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                try:
+                    folder.rmdir()  # fails harmlessly if another process writes into it right now
+                    removed.append(folder)
+                except OSError:
+                    pass
+    return removed
+
+
+def remove_unstarted_run(run_dir: Path, written: Sequence[str]) -> None:
+    """After a run failed before its first checkpoint: remove the files it wrote (``written``), and the
+    folder if that leaves it empty, so a run that never trained does not look like one."""
+    if has_checkpoint(run_dir):
+        return
+    for name in written:
+        (run_dir / name).unlink(missing_ok=True)
+    try:
+        run_dir.rmdir()
+    except OSError:  # other files (TensorBoard logs of a callback...) stay, with their folder
+        pass
 
 
 def _newest_mtime(run_dir: Path) -> int:
@@ -82,6 +116,8 @@ def _writing(path: Path, write) -> Path:
     try:
         return write()
     except OSError as e:
+        if is_dead_mount(e):
+            raise dead_mount_error(e) from e
         raise RunFolderError(f"cannot write {path} ({e.strerror or e}); the previous version is kept: free some "
                              "space or fix the folder, then resume") from e
 

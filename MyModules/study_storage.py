@@ -441,6 +441,7 @@ def open_storage(storage: str | Path | None, *, course_dir: str | Path | None = 
         path = Path(storage).expanduser()
     if path.suffix.lower() in SQLITE_SUFFIXES:
         _refuse_sqlite(str(path))
+    env.ensure_drive(path)  # a dead or unmounted Drive: mount it again, or say so (never the VM's disk)
     if path.is_dir():
         raise TuningError(f"{path} is a folder; --storage takes a journal file, e.g. {path / 'study.journal'}, "
                           "or a database URL")

@@ -41,7 +41,7 @@ from .checkpoint import (
     restore_rng,
     save_run_checkpoint,
 )
-from .errors import CheckpointError, ConfigError, DivergenceError
+from .errors import CheckpointError, ConfigError, DivergenceError, DriveError
 from .loader import AUGMENTS
 from .metrics import confusion_matrix, format_per_class, per_class_accuracy
 from .models import count_parameters
@@ -399,7 +399,19 @@ def resume_state(t: Training, run_dir: Path | None, info: dict[str, Any] | None)
 
 
 def save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
-    """Checkpoint first, then the CSV: a kill in between loses no row (the CSV is rebuilt on resume)."""
+    """Checkpoint first, then the CSV: a kill in between loses no row (the CSV is rebuilt on resume).
+
+    When Drive's mount died during the epoch (Colab, "Transport endpoint is not connected"), Drive is
+    mounted again and the epoch saved after all, instead of losing the run since its last checkpoint.
+    """
+    try:
+        _save_state(t, run, run_dir, info)
+    except DriveError:
+        env.mount_drive()  # force_remount in the notebook; elsewhere a DriveError that says what to do
+        _save_state(t, run, run_dir, info)
+
+
+def _save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
     save_run_checkpoint({
         "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
         "scheduler": t.scheduler.state_dict() if t.scheduler is not None else None,
@@ -457,24 +469,33 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     run_dir = Path(run_dir) if run_dir is not None else None
     writes = run_dir is not None and distributed.is_main()  # under torchrun only rank 0 writes
     seed_everything(config.seed)
-    t = prepare_training(model, train_loader, config, device)
-    run = resume_state(t, run_dir, info) if resume else RunState()
-    if progress:
-        print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
-    if writes:
-        run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
-        run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
-    num_classes = len(classes) if classes is not None else None
-    for cb in callbacks:
-        cb.on_train_begin(model, run.epoch + 1, run_dir)
-    for epoch in range(run.epoch + 1, config.epochs + 1):
-        row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
-        run.epoch, run.confusion = epoch, result.get("confusion")
-        run.history.append(row)
+    try:
+        t = prepare_training(model, train_loader, config, device)
+        run = resume_state(t, run_dir, info) if resume else RunState()
+        if progress:
+            print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
         if writes:
-            save_state(t, run, run_dir, info)
+            run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
+            run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
+        num_classes = len(classes) if classes is not None else None
         for cb in callbacks:
-            cb.on_epoch_end(epoch, row, model)
+            cb.on_train_begin(model, run.epoch + 1, run_dir)
+        for epoch in range(run.epoch + 1, config.epochs + 1):
+            row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
+            run.epoch, run.confusion = epoch, result.get("confusion")
+            run.history.append(row)
+            if writes:
+                save_state(t, run, run_dir, info)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, row, model)
+    except (ConfigError, DivergenceError, KeyboardInterrupt, DriveError):
+        raise  # the run's folder says what happened (or Drive is gone): keep it
+    except Exception:
+        # A model or loss that crashed before the first checkpoint (a blank not filled in, a wrong shape):
+        # leave no folder that looks like a run, among the student's real runs.
+        if writes and not resume:
+            run_folder.remove_unstarted_run(run_dir, ("config.json", "metrics.csv"))
+        raise
     return _finish(t, run, run_dir if writes else None, classes, info, callbacks, progress)
 
 
@@ -486,6 +507,8 @@ def _finish(t: Training, run: RunState, run_dir: Path | None, classes, info, cal
         print(format_per_class(run.confusion, classes))
     for cb in callbacks:
         cb.on_train_end(summary)
+    if progress:
+        env.remind_to_finish(run_dir)  # Colab: once per runtime, the finish cell flushes Drive
     return FitResult(run.history, summary, run_dir, run.confusion)
 
 

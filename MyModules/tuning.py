@@ -249,7 +249,8 @@ def _take_over(checkpoint: str | None, run_dir: Path) -> list[dict[str, float]]:
     """
     if not checkpoint:
         return []
-    source = Path(checkpoint)
+    # A study copied to another machine: the earlier attempt's folder sits next to this one's.
+    source = relocate_run_dir(checkpoint, (run_dir.parent.parent,)) or Path(checkpoint)
     source = source if source.is_file() else newest_slot(source if source.is_dir() else source.parent)
     if source is None:
         return []
@@ -259,6 +260,29 @@ def _take_over(checkpoint: str | None, run_dir: Path) -> list[dict[str, float]]:
     shutil.copyfile(source, tmp)  # a copy, then a rename: the old attempt may still be writing
     tmp.replace(target)
     return list(load_checkpoint(run_dir)["history"])
+
+
+def relocate_run_dir(recorded: str | Path, runs_dirs: tuple[str | Path, ...] = ()) -> Path | None:
+    """Where a trial's recorded checkpoint (its run folder, or a file in it) is on this machine, or None.
+
+    The trial attribute holds the absolute path on the machine that ran the trial. A study copied
+    elsewhere (a Drive folder downloaded to a lab server, a journal moved to another course folder)
+    keeps that path, so when it does not exist here the same ``<study>/trial-NNNN`` tail is looked for
+    under each of ``runs_dirs``, then under this course folder's ``runs/`` (``$COURSE_DIR``,
+    ``--course-dir``; see :func:`MyModules.env.course_dir`).
+    """
+    path = Path(recorded)
+    if path.is_file() or has_checkpoint(path):
+        return path
+    for candidate in _relocations(path, runs_dirs):
+        if candidate.is_file() or has_checkpoint(candidate):
+            return candidate
+    return None
+
+
+def _relocations(path: Path, runs_dirs: tuple[str | Path, ...]) -> list[Path]:
+    tail = Path(*path.parts[-3:] if path.suffix == ".pt" else path.parts[-2:])  # <study>/trial-NNNN[/file]
+    return [Path(root) / tail for root in (*runs_dirs, env.course_dir(mount=False) / "runs")]
 
 
 def max_conv_blocks(image_size: int) -> int:
@@ -481,16 +505,23 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
 
 def load_trial_model(trial: optuna.trial.FrozenTrial, num_classes: int, *, space: SearchSpace | None = None,
                      build_model: Callable[[Any, int], nn.Module] | None = None,
-                     device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild ``trial``'s model (``FixedTrial(trial.params)``) and load its checkpoint's weights."""
+                     device: torch.device | str = "cpu", runs_dir: str | Path | None = None) -> nn.Module:
+    """Rebuild ``trial``'s model (``FixedTrial(trial.params)``) and load its checkpoint's weights.
+
+    The checkpoint is found with :func:`relocate_run_dir`: where the trial recorded it, else (a study
+    copied from another machine) under ``runs_dir`` or the course folder's ``runs/``."""
     if build_model is not None:
         model = build_model(optuna.trial.FixedTrial(dict(trial.params)), num_classes)
     else:
         model = model_from_params(trial.params, space or SearchSpace(), num_classes)
-    path = trial.user_attrs.get("checkpoint")
-    if not path or not (Path(path).is_file() or has_checkpoint(path)):
-        raise TuningError(f"trial {trial.number} has no checkpoint here ({path}); it was saved on host "
-                          f"{trial.user_attrs.get('host', '?')}")
+    recorded = trial.user_attrs.get("checkpoint")
+    runs_dirs = () if runs_dir is None else (runs_dir,)
+    path = relocate_run_dir(recorded, runs_dirs) if recorded else None
+    if path is None:
+        looked = (f"; not in {' nor '.join(map(str, _relocations(Path(recorded), runs_dirs)))} either: copy its "
+                  "run folder there, or pass runs_dir=" if recorded else "")
+        raise TuningError(f"trial {trial.number} has no checkpoint here ({recorded}); it was saved on host "
+                          f"{trial.user_attrs.get('host', '?')}{looked}")
     state = load_checkpoint(path, map_location=device)
     model.load_state_dict(state["model"])
     return model.to(device).eval()

@@ -39,6 +39,18 @@ def find_binaries() -> tuple[Path, Path] | None:
     return None
 
 
+def find_client(name: str) -> Path | None:
+    """``psql`` / ``pg_dump`` of the same installation as ``pg_ctl`` (Debian's /usr/bin ones are wrappers
+    that want a configured cluster), else the one on PATH."""
+    binaries = find_binaries()
+    if binaries is not None:
+        candidate = binaries[1].resolve().parent / name
+        if candidate.exists():
+            return candidate
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -27,8 +27,8 @@ def test_colab_mounts_drive_only_once(monkeypatch, tmp_path):
     calls = []
     mount_point = tmp_path / "drive"
 
-    def fake_mount(point):
-        calls.append(point)
+    def fake_mount(point, force_remount=False):
+        calls.append((point, force_remount))
         (mount_point / "MyDrive").mkdir(parents=True, exist_ok=True)
 
     import sys
@@ -41,7 +41,7 @@ def test_colab_mounts_drive_only_once(monkeypatch, tmp_path):
     assert env.in_colab()
     env.mount_drive(mount_point)
     env.mount_drive(mount_point)
-    assert calls == [str(mount_point)]
+    assert calls == [(str(mount_point), False)]
 
 
 def test_missing_gpu_warns_loudly_in_japanese(capsys):

@@ -23,11 +23,7 @@ GLOSSARY = ROOT / "docs" / "glossary.md"
 
 # Files allowed to keep some variants for now (file -> variants); empty: every file follows the glossary.
 PENDING: dict[str, set[str]] = {
-    "Exercise03/03_01_optuna.ipynb": {'ジャーナル', '必須'},
-    "Exercise03/03_02_pruning.ipynb": {'必須'},
-    "Exercise03/solutions/03_01_optuna.ipynb": {'ジャーナル', '必須'},
     "docs/01_preparation.md": {'チェックのセル'},  # in section 4 (troubleshooting), being rewritten for the Colab issue
-    "docs/03_optuna.md": {'必須'},
 }
 
 

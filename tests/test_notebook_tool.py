@@ -174,12 +174,19 @@ def test_with_setup_replaces_the_first_code_cell(gpu):
 # --- build on a temporary tree -------------------------------------------------------------------
 
 
+def course_files(root: Path) -> None:
+    """What build reads besides the notebooks: the settings (pyproject.toml) and the package's version."""
+    (root / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "MyModules").symlink_to(REPO / "MyModules")  # the notebooks' setup cells find it next to them
+
+
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
     """A throw-away repository with one solution notebook; ``nbtool.ROOT`` points at it."""
     solutions = tmp_path / "Exercise09" / "solutions"
     solutions.mkdir(parents=True)
     (solutions / "09_01_x.ipynb").write_text(nbtool.dump(solution_notebook()), encoding="utf-8")
+    course_files(tmp_path)
     monkeypatch.setattr(nbtool, "ROOT", tmp_path)
     return tmp_path
 

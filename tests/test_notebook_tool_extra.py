@@ -62,6 +62,12 @@ def solution() -> dict:
     return json.loads(nbformat.writes(nb))
 
 
+def course_files(root: Path) -> None:
+    """What build reads besides the notebooks: the settings (pyproject.toml) and the package's version."""
+    (root / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "MyModules").symlink_to(REPO / "MyModules")  # the notebooks' setup cells find it next to them
+
+
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
     """A throw-away repository: a stand-alone GPU notebook, a solution, a README with the table markers."""
@@ -71,6 +77,7 @@ def tree(tmp_path, monkeypatch):
     (folder / "solutions" / "09_01_task.ipynb").write_text(nbtool.dump(solution()), encoding="utf-8")
     (tmp_path / "README.md").write_text("# course\n\n<!-- notebooks:start -->\nold\n<!-- notebooks:end -->\n\nend\n",
                                         encoding="utf-8")
+    course_files(tmp_path)
     monkeypatch.setattr(nbtool, "ROOT", tmp_path)
     return tmp_path
 
@@ -87,7 +94,9 @@ def test_build_gives_a_standalone_notebook_the_setup_cell_and_strips_it(tree):
     assert nbtool.main(["build"]) == 0
     nb = read(path)
     cells = nb["cells"]
-    assert [c["cell_type"] for c in cells] == ["markdown", "code", "code", "code"]  # no cell added or lost
+    # no cell lost; the finish cell (Drive flushed, what was saved) added at the end
+    assert [c["cell_type"] for c in cells] == ["markdown", "code", "code", "code", "code"]
+    assert nbtool.source(cells[4]) == nbtool.FINISH_CELL and nbtool.tags(cells[4]) == ["finish"]
     assert nbtool.source(cells[1]) == nbtool.setup_source(nb) and "need_gpu=True" in nbtool.source(cells[1])
     assert "setup" in nbtool.tags(cells[1]) and cells[1]["outputs"] == []
     assert "".join(cells[2]["outputs"][0]["text"]) == "42\n" and cells[2]["execution_count"] == 3
@@ -142,7 +151,8 @@ def test_readme_table_lists_every_student_notebook_with_its_title_and_badge(tree
     intro, task = rows
     assert "[`Exercise09/09_00_intro.ipynb`](Exercise09/09_00_intro.ipynb) | 09_00 はじめに |" in intro
     assert "| 09_01 課題 |" in task
-    url = f"https://colab.research.google.com/github/{nbtool.COURSE_REPO}/blob/{nbtool.BRANCH}/Exercise09/09_00_intro.ipynb"
+    settings = nbtool.load_settings()
+    url = f"https://colab.research.google.com/github/{settings.repository}/blob/{settings.branch}/Exercise09/09_00_intro.ipynb"
     assert f"]({url}) |" in intro
     assert "old" not in text
 
@@ -164,3 +174,94 @@ def test_refresh_runs_standalone_notebooks_and_solutions_but_not_templates(tree,
     solved = read(tree / "Exercise09" / "solutions" / "09_01_task.ipynb")["cells"]
     assert "".join(solved[3]["outputs"][0]["text"]) == "1\n"
     assert nbtool.build(check=True) == 0
+
+
+# --- the course settings: one place for the repository, the version and the dependencies ------------
+
+
+def set_course(root: Path, repository: str, branch: str = "main") -> None:
+    path = root / "pyproject.toml"
+    text = path.read_text(encoding="utf-8")
+    settings = nbtool.load_settings(root)
+    text = text.replace(f'repository = "{settings.repository}"', f'repository = "{repository}"')
+    path.write_text(text.replace(f'branch = "{settings.branch}"', f'branch = "{branch}"'), encoding="utf-8")
+
+
+def test_the_setup_cell_is_written_from_pyproject_and_the_package_version(tree):
+    nbtool.build(check=False)
+    setup = nbtool.source(read(tree / "Exercise09" / "09_00_intro.ipynb")["cells"][1])
+    settings = nbtool.load_settings(tree)
+    assert f'"repository": "{settings.repository}"' in setup and f'"version": "{settings.version}"' in setup
+    assert '"published": False' in setup  # the placeholder: the cell says so instead of installing
+    for requirement in settings.requires:
+        assert f'"{requirement}"' in setup
+    assert not [r for r in settings.requires if r.startswith(("torch>", "torchvision>"))]  # Colab's torch stays
+    assert "optuna>=4.0" in setup and "matplotlib-fontja" in setup  # the ones Colab lacks, as pyproject says
+    compile(setup, "<setup>", "exec")
+
+
+def test_build_check_fails_when_pyproject_changes_the_install_list(tree, capsys):
+    nbtool.build(check=False)
+    path = tree / "pyproject.toml"
+    path.write_text(path.read_text(encoding="utf-8").replace('"optuna>=4.0,<6"', '"optuna>=4.2,<6"'), encoding="utf-8")
+    capsys.readouterr()
+    assert nbtool.main(["build", "--check"]) == 1
+    assert "09_00_intro.ipynb" in capsys.readouterr().out
+    nbtool.build(check=False)
+    assert '"optuna>=4.2,<6"' in nbtool.source(read(tree / "Exercise09" / "09_00_intro.ipynb")["cells"][1])
+
+
+def test_publishing_rewrites_every_course_link_and_leaves_other_repositories_alone(tree, capsys):
+    docs = tree / "docs"
+    docs.mkdir()
+    guide = docs / "09_guide.md"
+    guide.write_text("# guide\n\n<!-- notebooks:start -->\n<!-- notebooks:end -->\n\n"
+                     "`git clone https://github.com/your-lab/pytorch-course.git` and "
+                     "[torchinfo](https://github.com/TylerYep/torchinfo), "
+                     "`pip install git+https://github.com/your-lab/pytorch-course@main`, "
+                     "[file](https://github.com/your-lab/pytorch-course/blob/main/docs/09_guide.md).\n",
+                     encoding="utf-8")
+    nbtool.build(check=False)
+    assert nbtool.build(check=True) == 0
+    set_course(tree, "tohoku-lab/dl-course", "2027")
+    capsys.readouterr()
+    assert nbtool.main(["build", "--check"]) == 1  # every generated file disagrees with the new setting
+    out = capsys.readouterr().out
+    for name in ("README.md", "09_guide.md", "09_00_intro.ipynb", "09_01_task.ipynb"):
+        assert name in out
+    nbtool.build(check=False)
+    text = guide.read_text(encoding="utf-8")
+    assert "https://github.com/tohoku-lab/dl-course.git" in text
+    assert "git+https://github.com/tohoku-lab/dl-course@2027" in text
+    assert "https://github.com/tohoku-lab/dl-course/blob/2027/docs/09_guide.md" in text
+    assert "https://github.com/TylerYep/torchinfo" in text and "your-lab" not in text
+    badge = "https://colab.research.google.com/github/tohoku-lab/dl-course/blob/2027/Exercise09/09_00_intro.ipynb"
+    assert badge in text and "(../Exercise09/09_00_intro.ipynb)" in text  # the session's notebooks, relative
+    assert badge in (tree / "README.md").read_text(encoding="utf-8")
+    setup = nbtool.source(read(tree / "Exercise09" / "09_00_intro.ipynb")["cells"][1])
+    assert '"repository": "tohoku-lab/dl-course"' in setup and '"published": True' in setup
+    assert '"branch": "2027"' in setup
+    assert nbtool.build(check=True) == 0
+
+
+def test_a_notebook_that_trains_on_the_gpu_opens_on_a_t4_and_others_on_the_cpu(tree):
+    nbtool.build(check=False)
+    gpu = read(tree / "Exercise09" / "09_00_intro.ipynb")["metadata"]
+    cpu = read(tree / "Exercise09" / "09_01_task.ipynb")["metadata"]
+    assert gpu["accelerator"] == "GPU" and gpu["colab"]["gpuType"] == "T4"
+    assert "accelerator" not in cpu and "gpuType" not in cpu["colab"]
+
+
+def test_the_setup_cell_is_a_colab_form_and_the_finish_cell_is_added_once(tree):
+    nbtool.build(check=False)
+    nbtool.build(check=False)
+    cells = read(tree / "Exercise09" / "09_00_intro.ipynb")["cells"]
+    assert cells[1]["metadata"]["cellView"] == "form" and nbtool.source(cells[1]).startswith("# @title ")
+    assert [nbtool.tags(c) for c in cells].count(["finish"]) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "no-slash", "a/b/c", "own er/name"])
+def test_a_malformed_repository_setting_is_refused_with_its_value(tree, bad):
+    set_course(tree, bad)
+    with pytest.raises(SystemExit, match="OWNER/NAME"):
+        nbtool.load_settings(tree)

@@ -26,60 +26,240 @@ import argparse
 import copy
 import json
 import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Where students get MyModules from in Colab when it is not on their Drive; also the badges' repo.
-COURSE_REPO = "your-lab/pytorch-course"
-BRANCH = "main"
+#: The repository name every file is written with until an instructor publishes the course
+#: (README: "Publishing the course"); while it is set, the setup cell says so instead of installing.
+PLACEHOLDER_REPOSITORY = "your-lab/pytorch-course"
+#: Distributions the setup cell never installs or upgrades: Colab ships its own build (CUDA), and a
+#: reinstall would download gigabytes and break the runtime's other packages.
+NEVER_INSTALLED = ("torch", "torchvision")
 
 BEGIN, TEMPLATE, END = "### BEGIN SOLUTION", "### TEMPLATE", "### END SOLUTION"
 CHECK_TAG, NEEDS_TAG, RAISES_TAG = "check", "needs-solution", "raises-exception"
 CHECK_MARKER = "NBVAL_CHECK_OUTPUT"
-SETUP_TAG = "setup"
+SETUP_TAG, FINISH_TAG = "setup", "finish"
 
-SETUP_CELL = '''\
-# セットアップ: 最初に1回実行してください (何度実行しても大丈夫です)
-import importlib
+
+@dataclass(frozen=True)
+class CourseSettings:
+    """What the generated files are written from: pyproject.toml and ``MyModules.__version__``."""
+
+    repository: str  # GitHub "OWNER/NAME" students open the notebooks from ([tool.course] repository)
+    branch: str  # the branch the badges and the install line point at ([tool.course] branch)
+    version: str  # MyModules.__version__: the version the notebooks are built for
+    requires: tuple[str, ...]  # [project] dependencies the setup cell checks (all but NEVER_INSTALLED)
+    external: tuple[str, ...] = ()  # other GitHub repositories the course text links to
+
+    @property
+    def published(self) -> bool:
+        return self.repository != PLACEHOLDER_REPOSITORY
+
+
+def _toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def _requirement_name(text: str) -> str:
+    return re.split(r"[\s<>=!~;\[(]", text.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def load_settings(root: Path | None = None) -> CourseSettings:
+    """Read the course settings of the tree at ``root`` (default: this repository)."""
+    root = ROOT if root is None else root
+    pyproject = _toml(root / "pyproject.toml")
+    course = pyproject.get("tool", {}).get("course", {})
+    repository, branch = course.get("repository", ""), course.get("branch", "")
+    if not re.fullmatch(r"[A-Za-z0-9-]+/[A-Za-z0-9._-]+", repository) or not branch:
+        raise SystemExit(f"pyproject.toml: [tool.course] needs repository = \"OWNER/NAME\" and a branch, "
+                         f"got repository={repository!r}, branch={branch!r}")
+    init = (root / "MyModules" / "__init__.py").read_text(encoding="utf-8")
+    version = re.search(r'^__version__ = "([^"]+)"', init, re.M)
+    if version is None:
+        raise SystemExit("MyModules/__init__.py must set __version__ = \"X.Y.Z\" (the one place of the version)")
+    requires = tuple(r for r in pyproject["project"]["dependencies"] if _requirement_name(r) not in NEVER_INSTALLED)
+    return CourseSettings(repository, branch, version.group(1), requires, tuple(course.get("external", ())))
+
+
+SETUP_CELL = """\
+# @title セットアップ (最初に 1 回実行してください。何度実行しても大丈夫です)
+# tools/notebooks.py build が pyproject.toml から書くセルです。手で直さず、直すときは build してください。
+import os
 import sys
 from pathlib import Path
 
+COURSE = {{
+    "repository": "{repository}",  # この講座の GitHub (pyproject.toml の [tool.course])
+    "published": {published},  # False: まだ仮の名前 (MyModules は Drive に置いたものを使う)
+    "branch": "{branch}",
+    "version": "{version}",  # このノートブックが使う MyModules の版
+    "requires": {requires},  # Colab に無ければ入れるもの (torch は Colab のもの)
+}}
+IN_COLAB = "COLAB_RELEASE_TAG" in os.environ or "google.colab" in sys.modules
+if IN_COLAB:  # Drive に __pycache__ を書かない (ここから起動するプログラムも)
+    sys.dont_write_bytecode = True
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+DRIVE = Path(os.environ.get("COURSE_COLAB_CONTENT", "/content")) / "drive"  # Colab の Drive のマウント先
+ON_DRIVE = DRIVE / "MyDrive" / "pytorch-course"  # Drive の講座のフォルダ (docs/01 の 1.7 節)
+REPO_URL = f"https://github.com/{{COURSE['repository']}}"
 
-def pip_install(*args):
+
+class SetupStopped(Exception):
+    \"\"\"Setup cannot go on: show one sentence saying what to do, no traceback.\"\"\"
+
+    def _render_traceback_(self):
+        return [f"⛔ {{self}}"]
+
+
+def mount_drive():
+    from google.colab import drive
+
+    try:
+        os.statvfs(DRIVE / "MyDrive")  # stat は切れたあともしばらくキャッシュから答えるので statvfs で確かめる
+        return  # マウント済み
+    except FileNotFoundError:
+        remount = False
+    except OSError:  # 切れたマウント: "Transport endpoint is not connected"
+        print("Google Drive との接続が切れていたので、マウントし直します")
+        remount = True
+    try:
+        drive.mount(str(DRIVE), force_remount=remount)
+        os.statvfs(DRIVE / "MyDrive")
+    except Exception:
+        raise SetupStopped("Google Drive をマウントできませんでした。メニュー「ランタイム」→「ランタイムを接続解除して削除」を"
+                           "選んでから、このセルをもう一度実行し、Google アカウントを選んで許可してください。") from None
+
+
+def pip_install(args, what):
     import subprocess
+    import time
 
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError("pip install に失敗しました (ネット接続を確認してください):\\n" + done.stderr[-1500:])
+    start = time.monotonic()
+    print(f"インストールします: {{what}} (1 分ほどかかることがあります)", flush=True)
+    pip = subprocess.Popen([sys.executable, "-m", "pip", "install", "--progress-bar", "off", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in pip.stdout:
+        lines.append(line)
+        if line.startswith(("Collecting", "Installing collected", "Successfully installed")):
+            print(f"  {{time.monotonic() - start:3.0f}} 秒: {{line.strip()[:110]}}", flush=True)
+    if pip.wait() != 0:
+        return "".join(lines[-15:])
+    print(f"インストールが終わりました ({{time.monotonic() - start:.0f}} 秒)")
+    return None
 
 
-try:
-    import MyModules  # noqa: F401  (pip install 済み、またはリポジトリの中で開いたとき)
-except ModuleNotFoundError:
-    here = [Path.cwd(), *Path.cwd().parents]
-    if "google.colab" in sys.modules:
-        from google.colab import drive
+def use_folder(place):
+    sys.path.insert(0, str(place))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(place), *filter(None, [os.environ.get("PYTHONPATH")])])
 
-        drive.mount("/content/drive")
-        here.insert(0, Path("/content/drive/MyDrive/pytorch-course"))  # Drive に置いた MyModules
-    found = [p for p in here if (p / "MyModules" / "__init__.py").is_file()]
-    if found:
-        sys.path.insert(0, str(found[0]))
-        if "google.colab" in sys.modules:  # Colab に入っていないものだけ入れる (torch はそのまま)
-            pip_install("torchinfo>=1.8", "optuna>=3.6,<6")
-    else:  # どこにもなければ GitHub からインストール (Colab の torch はそのまま使います)
+
+def find_mymodules():
+    import importlib.util
+    import shutil
+
+    if IN_COLAB and os.path.isfile(ON_DRIVE / "MyModules" / "__init__.py"):
+        # Drive の MyModules を Colab のディスクに写して使う: Python は import のたびに sys.path のフォルダを
+        # 調べるので、Drive のフォルダが入っていると、Drive が切れたあと全部の import が失敗する
+        local = DRIVE.parent / ".mymodules"
+        shutil.rmtree(local / "MyModules", ignore_errors=True)
+        shutil.copytree(ON_DRIVE / "MyModules", local / "MyModules", ignore=shutil.ignore_patterns("__pycache__"))
+        return use_folder(local)
+    for place in [Path.cwd(), *Path.cwd().parents]:  # このノートブックのあるリポジトリ (ローカル)
+        if os.path.isfile(place / "MyModules" / "__init__.py"):
+            return use_folder(place)
+    if importlib.util.find_spec("MyModules") is not None:
+        return  # pip install 済み
+    if not COURSE["published"]:
+        raise SetupStopped(f"この講座はまだ GitHub で公開されていない (仮の名前 {{COURSE['repository']}} のまま) ので、"
+                           f"講師から受け取った MyModules フォルダを Drive の {{ON_DRIVE}} にコピーしてから、このセルを"
+                           "もう一度実行してください (docs/01 の 1.7 節)。")
+    failed = pip_install([f"git+{{REPO_URL}}@{{COURSE['branch']}}"], f"MyModules ({{REPO_URL}})")
+    if failed:
+        raise SetupStopped(f"MyModules を {{REPO_URL}} からインストールできませんでした。ブラウザでそのページが開けるか確かめるか、"
+                           f"MyModules フォルダを Drive の {{ON_DRIVE}} にコピーしてから、このセルをもう一度実行してください。\\n"
+                           + failed)
+    importlib.invalidate_caches()
+
+
+def install_missing():
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ModuleNotFoundError:
+        from pip._vendor.packaging.requirements import Requirement
+    missing, upgraded = [], set()
+    for text in COURSE["requires"]:
+        need = Requirement(text)
         try:
-            pip_install("git+https://github.com/{repo}")
-        except RuntimeError as e:
-            raise RuntimeError(f"MyModules を入手できませんでした。Drive の MyDrive/pytorch-course/MyModules に "
-                               f"置くか、講師に連絡してください。\\n{{e}}") from None
-        importlib.invalidate_caches()
+            have = metadata.version(need.name)
+        except metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if not need.specifier.contains(have, prereleases=True):
+            missing.append(text)
+            upgraded.add(need.name.lower().replace("_", "-"))
+    if not missing:
+        return
+    if not IN_COLAB:
+        print("足りないパッケージがあります: " + ", ".join(missing)
+              + "\\n→ リポジトリのフォルダで python -m pip install -e . を実行してください")
+        return
+    failed = pip_install(missing, ", ".join(missing))
+    if failed:
+        raise SetupStopped("パッケージをインストールできませんでした。このセルをもう一度実行してください。\\n" + failed)
+    loaded = {{dist.lower().replace("_", "-") for name, dists in metadata.packages_distributions().items()
+              if name in sys.modules for dist in dists}}
+    if upgraded & loaded:
+        raise SetupStopped(f"新しい版に入れ替えた {{', '.join(sorted(upgraded & loaded))}} を読み込み直すため、メニュー"
+                           "「ランタイム」→「セッションを再起動」を選んでから、このセルをもう一度実行してください。")
+
+
+def check_version():
+    import MyModules
+
+    have, need = MyModules.__version__, COURSE["version"]
+    if have == need:
+        return
+    where = Path(MyModules.__file__).parent
+    older = [int(p) for p in have.split(".")] < [int(p) for p in need.split(".")]
+    if not older:
+        print(f"⚠ このノートブックは MyModules {{need}} 用です ({{where}} は新しい {{have}})。動かないセルがあれば、"
+              f"ノートブックを {{REPO_URL}} から開き直してください。")
+        return
+    if where.parent.name == ".mymodules":  # Drive のもの (の写し)
+        how = (f"Drive の {{ON_DRIVE / 'MyModules'}} を新しい MyModules フォルダ ({{REPO_URL}}) で置き換え、メニュー「ランタイム」→"
+               "「セッションを再起動」を選んでから")
+    else:
+        how = (f"新しいセルで %pip install --force-reinstall --no-deps git+{{REPO_URL}}@{{COURSE['branch']}} を実行し、"
+               "メニュー「ランタイム」→「セッションを再起動」を選んでから")
+    raise SetupStopped(f"MyModules {{have}} は、このノートブックが使う {{need}} より古い版です。{{how}}、"
+                       "このセルをもう一度実行してください。")
+
+
+if IN_COLAB:
+    mount_drive()
+find_mymodules()
+install_missing()
+check_version()
+
 from MyModules import env  # noqa: E402
 
 course = env.setup(need_gpu={need_gpu})
-device = course.device'''
+device = course.device"""
 
+FINISH_CELL = """\
+# 終わり: ここまでに Drive に書いたもの (データ、学習の結果、study) を確実に保存します (Colab では必ず実行)
+env.finish(course)"""
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
@@ -106,8 +286,23 @@ def needs_gpu(nb: dict) -> bool:
     return nb.get("metadata", {}).get("accelerator") == "GPU"
 
 
-def setup_source(nb: dict) -> str:
-    return SETUP_CELL.format(repo=COURSE_REPO, need_gpu=needs_gpu(nb))
+def _python_list(items: tuple[str, ...], indent: str = "        ") -> str:
+    """``items`` as a Python list literal, wrapped below 100 columns."""
+    lines, line = [], ""
+    for item in (json.dumps(i, ensure_ascii=False) + "," for i in items):
+        if line and len(indent) + len(line) + 1 + len(item) > 96:
+            lines.append(indent + line)
+            line = item
+        else:
+            line = f"{line} {item}" if line else item
+    lines.append(indent + line)
+    return "[\n" + "\n".join(lines) + "\n    ]"
+
+
+def setup_source(nb: dict, settings: CourseSettings | None = None) -> str:
+    s = settings or load_settings()
+    return SETUP_CELL.format(repository=s.repository, published=s.published, branch=s.branch, version=s.version,
+                             requires=_python_list(s.requires), need_gpu=needs_gpu(nb))
 
 
 def has_blank(cell: dict) -> bool:
@@ -161,17 +356,69 @@ def clean(nb: dict) -> dict:
     return nb
 
 
-def with_setup(nb: dict) -> dict:
-    """Make the first code cell the canonical setup cell."""
+def with_setup(nb: dict, settings: CourseSettings | None = None) -> dict:
+    """The canonical first and last code cells (setup, finish), Colab metadata, and course links."""
+    s = settings or load_settings()
     nb = copy.deepcopy(nb)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     if not code:
         raise ValueError("notebook has no code cell")
     first = code[0]
-    set_source(first, setup_source(nb))
+    set_source(first, setup_source(nb, s))
     first.setdefault("metadata", {})["tags"] = sorted(set(tags(first)) | {SETUP_TAG})
+    first["metadata"]["cellView"] = "form"  # Colab shows the title only; "Show code" opens it
     first["outputs"], first["execution_count"] = [], None
+    last = code[-1] if len(code) > 1 and FINISH_TAG in tags(code[-1]) else None
+    if last is None:
+        last = {"cell_type": "code", "execution_count": None, "metadata": {"tags": [FINISH_TAG]}, "outputs": [],
+                "source": []}
+        if "id" in first:
+            last["id"] = "finish"
+        nb["cells"].append(last)
+    set_source(last, FINISH_CELL)
+    last["outputs"], last["execution_count"] = [], None
+    for cell in nb["cells"]:
+        set_source(cell, rewrite_links(source(cell), s))
+    _colab_metadata(nb)
     return nb
+
+
+def _colab_metadata(nb: dict) -> None:
+    """A notebook that trains on the GPU opens in Colab with a T4 runtime (free tier), others on the CPU."""
+    meta = nb.setdefault("metadata", {})
+    colab = meta.setdefault("colab", {})
+    colab.setdefault("provenance", [])
+    if needs_gpu(nb):
+        colab["gpuType"] = "T4"
+    else:
+        colab.pop("gpuType", None)
+
+
+# A link into a GitHub repository: github.com/OWNER/NAME[...] or Colab's colab.research.google.com/github/OWNER/NAME.
+_GITHUB_LINK = re.compile(
+    r"(?P<host>colab\.research\.google\.com/github/|github\.com/)(?P<repo>[A-Za-z0-9-]+/[A-Za-z0-9_.-]*[A-Za-z0-9_-])"
+    r"(?P<git>\.git)?(?P<ref>/(?:blob|tree)/[A-Za-z0-9_.-]+|@[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
+
+
+def rewrite_links(text: str, settings: CourseSettings) -> str:
+    """Point every link to the course's repository at ``settings`` (repository and branch).
+
+    Every GitHub link is a link to the course unless its repository is in ``[tool.course] external``;
+    Colab links (``colab.research.google.com/github/...``) always are.
+    """
+    def course_link(match: re.Match) -> str:
+        host, repo, git, ref = match["host"], match["repo"], match["git"] or "", match["ref"] or ""
+        if repo.endswith(".git"):  # the name's characters include "." (a-b.c/d.e is a valid name)
+            repo, git = repo[:-4], ".git"
+        if host == "github.com/" and repo in settings.external:
+            return match[0]
+        if ref.startswith("/"):
+            ref = ref[: ref.index("/", 1) + 1] + settings.branch
+        elif ref:
+            ref = "@" + settings.branch
+        return f"{host}{settings.repository}{git}{ref}"
+
+    return _GITHUB_LINK.sub(course_link, text)
 
 
 def make_template(solution: dict) -> dict:
@@ -209,45 +456,64 @@ def student_notebooks() -> list[Path]:
     return sorted(p for p in ROOT.glob("Exercise*/*.ipynb"))
 
 
-def badge_table(notebooks: dict[Path, dict] | None = None) -> str:
-    """The README's table of student notebooks (``notebooks``: path -> content; default: those on disk)."""
-    if notebooks is None:
-        notebooks = {path: load(path) for path in student_notebooks()}
+def badge_table(notebooks: dict[Path, dict], settings: CourseSettings, base: str = "") -> str:
+    """A table of student notebooks with their Colab badges (``base``: the path from the page to ROOT)."""
     rows = ["| ノートブック | 内容 | Colab |", "| --- | --- | --- |"]
     for path in sorted(notebooks):
         nb = notebooks[path]
         title = next((source(c).splitlines()[0].lstrip("# ").strip() for c in nb["cells"]
                       if c["cell_type"] == "markdown" and source(c).strip()), path.stem)
         rel = path.relative_to(ROOT).as_posix()
-        url = f"https://colab.research.google.com/github/{COURSE_REPO}/blob/{BRANCH}/{rel}"
+        url = f"https://colab.research.google.com/github/{settings.repository}/blob/{settings.branch}/{rel}"
         badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
-        rows.append(f"| [`{rel}`]({rel}) | {title} | {badge} |")
+        rows.append(f"| [`{rel}`]({base}{rel}) | {title} | {badge} |")
     return "\n".join(rows)
 
 
-def update_readme(text: str, notebooks: dict[Path, dict] | None = None) -> str:
-    start, end = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
-    if start not in text:
-        return text
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{badge_table(notebooks)}\n{end}{tail}"
+TABLE_START, TABLE_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+
+
+def update_page(text: str, notebooks: dict[Path, dict], settings: CourseSettings, base: str = "") -> str:
+    """A Markdown page with its notebook table (between the markers, if it has them) and links regenerated."""
+    if TABLE_START in text:
+        head, rest = text.split(TABLE_START, 1)
+        _, tail = rest.split(TABLE_END, 1)
+        text = f"{head}{TABLE_START}\n{badge_table(notebooks, settings, base)}\n{TABLE_END}{tail}"
+    return rewrite_links(text, settings)
+
+
+def update_readme(text: str, notebooks: dict[Path, dict] | None = None,
+                  settings: CourseSettings | None = None) -> str:
+    if notebooks is None:
+        notebooks = {path: load(path) for path in student_notebooks()}
+    return update_page(text, notebooks, settings or load_settings())
+
+
+def session_of(page: Path) -> str | None:
+    """``docs/03_optuna.md`` -> ``"03"``: the session whose notebooks a guide's table lists."""
+    match = re.match(r"(\d\d)_", page.name)
+    return match.group(1) if match else None
 
 
 def build(check: bool) -> int:
     """Write (or with ``check``, compare) every generated file; returns the number out of date."""
+    settings = load_settings()
     expected: dict[Path, str] = {}
     for path in all_notebooks():
         if path.parent.name == "solutions" or not (path.parent / "solutions" / path.name).exists():
-            expected[path] = dump(clean(with_setup(load(path))))
+            expected[path] = dump(clean(with_setup(load(path), settings)))
     for sol in solutions():
         expected[template_path(sol)] = dump(clean(make_template(json.loads(expected[sol]))))
+    # List the templates this build writes too (a new solution's template is not on disk yet).
+    students = {p: load(p) for p in student_notebooks()}
+    students.update({p: json.loads(text) for p, text in expected.items() if p.parent.parent == ROOT})
     readme = ROOT / "README.md"
     if readme.exists():
-        # List the templates this build writes too (a new solution's template is not on disk yet).
-        students = {p: load(p) for p in student_notebooks()}
-        students.update({p: json.loads(text) for p, text in expected.items() if p.parent.parent == ROOT})
-        expected[readme] = update_readme(readme.read_text(encoding="utf-8"), students)
+        expected[readme] = update_page(readme.read_text(encoding="utf-8"), students, settings)
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        session = session_of(page)
+        mine = {p: nb for p, nb in students.items() if session and p.parent.name == f"Exercise{session}"}
+        expected[page] = update_page(page.read_text(encoding="utf-8"), mine, settings, base="../")
     stale = [p for p, text in expected.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     for path in stale:
         rel = path.relative_to(ROOT)

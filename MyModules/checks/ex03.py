@@ -37,9 +37,19 @@ from . import call_student, fail, ok, require_defined
 PROBE_TRIALS = 8  # trials asked from the throw-away study
 
 
-def _trials(n: int = PROBE_TRIALS):
+def _throwaway_study(**options) -> optuna.Study:
+    """An in-memory study to probe the student's code, created without its log line (and without
+    changing the notebook's Optuna log level)."""
+    level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    try:
+        return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0), **options)
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _trials(n: int = PROBE_TRIALS):
+    study = _throwaway_study()
     return [study.ask() for _ in range(n)]
 
 
@@ -162,8 +172,7 @@ def _tiny_loaders(dataset, device: torch.device) -> tuple[_CountingLoader, _Coun
 
 def _run_objective(fn: Callable, pruner: optuna.pruners.BasePruner, dataset, device: torch.device):
     """(watched trial, train loader, test loader, pruned?, returned value) of one call of ``fn``."""
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruner)
-    trial = _WatchedTrial(study.ask())
+    trial = _WatchedTrial(_throwaway_study(pruner=pruner).ask())
     train, test = _tiny_loaders(dataset, device)
 
     def run():
@@ -211,7 +220,7 @@ def _check_reports(trial: _WatchedTrial, epochs: int) -> list[Any]:
     steps = [step for _, step in trial.reports]
     repeated = [s for s in steps if steps.count(s) > 1]
     if repeated:
-        fail(f"同じ step {repeated[0]!r} で {steps.count(repeated[0])} 回 report しています。Optuna は同じ step の"
+        fail(f"同じ step {repeated[0]!r} で {steps.count(repeated[0])} 回 report しています。Optuna は同じ step の "
              "2 回目からの値を捨てるので、pruner にはその後のエポックが見えません。",
              "step にはエポック番号を渡します: trial.report(accuracy, epoch)。")
     if len(steps) != epochs:
