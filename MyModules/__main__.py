@@ -308,13 +308,26 @@ def run_tune(args: argparse.Namespace) -> int:
              storage=args.storage, study_name=args.study, pruner=args.pruner, timeout=args.timeout,
              tensorboard=args.tensorboard, config=config)
     except CourseError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {hide_secrets(one_line(e), [args.storage])}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted: a trial that was running is queued again and continues from its last complete epoch; "
               f"continue with: {resume_command()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def hide_secrets(text: str, argv: list[str | None]) -> str:
+    """``text`` without the password of any database URL in ``argv``: a driver's message, argparse (which
+    repeats a stray argument) or a traceback may contain it, and none of them may show it."""
+    urls = [a.split("=", 1)[1] if a.startswith("--") and "=" in a else a for a in argv if a and "@" in a]
+    if not urls:
+        return text
+    from .study_storage import hide_secrets as hide
+
+    for url in urls:
+        text = hide(text, url)
+    return text
 
 
 def _course_error_to_usage(error: Exception) -> UsageError:
@@ -437,10 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         args.explicit = _explicit(argv, sub)
         return args.func(args)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {hide_secrets(str(e), argv)}", file=sys.stderr)
         return EXIT_USAGE
     except CourseError as e:
-        print(f"error: {one_line(e)}", file=sys.stderr)
+        print(f"error: {hide_secrets(one_line(e), argv)}", file=sys.stderr)
         return e.exit_code
     except OSError as e:
         if not is_dead_mount(e):
@@ -451,6 +464,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug: its traceback, but never a password from the command line
+        if not any(a and "@" in a for a in argv):
+            raise
+        import traceback
+
+        print(hide_secrets(traceback.format_exc(), argv), file=sys.stderr, end="")
+        return 1
 
 
 def run() -> None:

@@ -181,3 +181,38 @@ def mysql_url():
             except subprocess.TimeoutExpired:
                 process.kill()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def add_postgres_user(server: PostgresServer, name: str, password: str) -> None:
+    """A role ``name`` that must give ``password`` over TCP (SCRAM; everyone else stays trusted), with a
+    database ``name`` it owns (optuna creates its tables there)."""
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=server.port, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD %s', (password,))
+        cursor.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+    connection.close()
+    hba = server.data / "pg_hba.conf"
+    hba.write_text(f"host all {name} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+    done = subprocess.run(_as_server_user([str(server.pg_ctl), "-D", str(server.data), "reload"]),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def add_mysql_user(root_url: str, name: str, password: str) -> None:
+    """A MariaDB/MySQL account ``name`` with ``password`` and all rights on a database ``name``."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(root_url)
+    connection = pymysql.connect(host=url.host, port=url.port, user=url.username, connect_timeout=5,
+                                 charset="utf8mb4", autocommit=True)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+        for host in ("%", "localhost"):  # 'localhost' too: loopback connections match it first
+            quoted = host.replace("%", "%%")  # pymysql formats the statement with %
+            cursor.execute(f"CREATE USER '{name}'@'{quoted}' IDENTIFIED BY %s", (password,))
+            cursor.execute(f"GRANT ALL ON `{name}`.* TO '{name}'@'{host}'")
+    connection.close()

@@ -36,7 +36,7 @@ def test_conv_output_size_passes_on_the_formula(capsys):
 @pytest.mark.parametrize("wrong, match", [
     (lambda s, k, padding=0, stride=1: (s + 2 * padding - k) // stride, "+ 1"),
     (lambda s, k, padding=0, stride=1: (s - k) // stride + 1, "2 * padding"),
-    (lambda s, k, padding=0, stride=1: (s + 2 * padding - k) / stride + 1, "//"),
+    (lambda s, k, padding=0, stride=1: (s + 2 * padding - k) / stride + 1, "28.0 (float)"),  # the first case
     (lambda s, k, padding=0, stride=1: s + 2 * padding - k + 1, "stride"),
 ])
 def test_conv_output_size_names_the_mistake(wrong, match):
@@ -520,3 +520,444 @@ def test_missing_pool_is_still_rejected():
         return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
     fails(check.bn_net, with_forward(forward), match="Linear(in_features=4096)")
+
+
+# --- logits, not probabilities; super().__init__; rounding (wrong answers that passed or got a generic hint) ---
+
+
+def test_forward_returning_softmax_probabilities_is_rejected():
+    def forward(self, x):
+        return F.softmax(WideAttr.forward(self, x), dim=1)
+
+    for checker, base in ((check.wide_net, WideAttr), (check.bn_net, variant(batch_norm=True))):
+        student = type("Softmax", (base,), {"forward": forward})
+        message = fails(checker, student, match="softmax の確率を返しています")
+        assert "ロジット" in message
+    reference = make_vgg()
+    vgg = type("SoftmaxVGG", (reference,), {"forward": lambda self, x: reference.forward(self, x).softmax(1)})
+    fails(check.vgg11, vgg, match="softmax の確率")
+
+
+def test_forward_with_relu_after_the_last_linear_is_rejected():
+    def forward(self, x):
+        return F.relu(WideAttr.forward(self, x))
+
+    fails(check.wide_net, type("ReluOut", (WideAttr,), {"forward": forward}), match="最後の全結合層の後に ReLU")
+    reference = make_vgg()
+    vgg = type("ReluVGG", (reference,), {"forward": lambda self, x: F.relu(reference.forward(self, x))})
+    fails(check.vgg11, vgg, match="最後の全結合層の後に ReLU")
+
+
+def test_forward_returning_log_softmax_is_accepted(capsys):
+    def forward(self, x):  # CrossEntropyLoss gives log-probabilities the same loss as logits
+        return F.log_softmax(WideAttr.forward(self, x), dim=1)
+
+    check.wide_net(type("LogSoftmax", (WideAttr,), {"forward": forward}))
+    assert "✅" in capsys.readouterr().out
+
+
+def test_layers_registered_before_super_init_get_the_super_hint():
+    class NoSuper(nn.Module):
+        def __init__(self, num_classes=10):
+            self.conv1 = nn.Conv2d(3, 32, 5, padding=2)  # noqa: F841 - before super().__init__()
+            super().__init__()
+
+    message = fails(check.wide_net, NoSuper, match="super().__init__()")
+    assert "最初の行" in message
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda s, k, padding=0, stride=1: (s + padding - k) // stride + 1, "片側だけでなく両側"),
+    (lambda s, k, padding=0, stride=1: -(-(s + 2 * padding - k) // stride) + 1, "切り上げではなく切り捨て"),
+    (lambda s, k, padding=0, stride=1: round((s + 2 * padding - k) / stride) + 1, "切り上げではなく切り捨て"),
+    (lambda s, k, padding=0, stride=1: s, "(size + 2 * padding - kernel_size) // stride + 1"),
+])
+def test_conv_output_size_more_wrong_answers(wrong, match):
+    fails(check.conv_output_size, wrong, match=match)
+
+
+# --- 01_01: train_step ---------------------------------------------------------------------------
+
+
+def right_step(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    outputs = model(images)
+    loss = criterion(outputs, labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_zero_grad_last(model, images, labels, criterion, optimizer):  # another right order
+    loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return loss
+
+
+def step_model_zero_grad(model, images, labels, criterion, optimizer):  # model.zero_grad() is as good
+    model.zero_grad()
+    loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+@pytest.mark.parametrize("answer", [right_step, step_zero_grad_last, step_model_zero_grad])
+def test_train_step_passes_on_right_answers(answer, capsys):
+    check.train_step(answer)
+    assert "✅" in capsys.readouterr().out
+
+
+def step_without_zero_grad(model, images, labels, criterion, optimizer):
+    loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_without_step(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(model(images), labels)
+    loss.backward()
+    return loss
+
+
+def step_without_backward(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(model(images), labels)
+    optimizer.step()
+    return loss
+
+
+def step_before_backward(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(model(images), labels)
+    optimizer.step()
+    loss.backward()
+    return loss
+
+
+def zero_grad_between(model, images, labels, criterion, optimizer):
+    loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss
+
+
+def step_on_softmax(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(F.softmax(model(images), dim=1), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_swapped_arguments(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(labels, model(images))
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_returns_nothing(model, images, labels, criterion, optimizer):
+    right_step(model, images, labels, criterion, optimizer)
+
+
+def step_returns_item(model, images, labels, criterion, optimizer):
+    return right_step(model, images, labels, criterion, optimizer).item()
+
+
+def step_returns_outputs(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    outputs = model(images)
+    criterion(outputs, labels).backward()
+    optimizer.step()
+    return outputs
+
+
+def step_under_no_grad(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    with torch.no_grad():
+        loss = criterion(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_backward_twice(model, images, labels, criterion, optimizer):
+    optimizer.zero_grad()
+    loss = criterion(model(images), labels)
+    loss.backward()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_with_another_model(model, images, labels, criterion, optimizer):  # ignores its argument
+    other = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 10))
+    optimizer.zero_grad()
+    loss = criterion(other(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_with_another_optimizer(model, images, labels, criterion, optimizer):  # ignores its argument
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    other.zero_grad()
+    loss = criterion(model(images), labels)
+    loss.backward()
+    other.step()
+    return loss
+
+
+def step_returning_the_loss_after_the_update(model, images, labels, criterion, optimizer):
+    right_step(model, images, labels, criterion, optimizer)
+    return criterion(model(images), labels)
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (step_without_zero_grad, "zero_grad() を忘れていませんか"),
+    (step_without_step, "optimizer.step() を呼んでいません"),
+    (step_without_backward, "loss.backward() を呼んでいません"),
+    (step_before_backward, "optimizer.step() を loss.backward() より前"),
+    (zero_grad_between, "loss.backward() と optimizer.step() の間で zero_grad()"),
+    (step_on_softmax, "softmax した確率を渡しています"),
+    (step_swapped_arguments, "引数の順番が逆"),
+    (step_returns_nothing, "return loss"),
+    (step_returns_item, "数 ("),
+    (step_returns_outputs, "0 次元のテンソル"),
+    (step_under_no_grad, "torch.no_grad()"),
+    (step_backward_twice, "2 回呼んでいませんか"),
+    (step_with_another_model, "渡された model で順伝播"),
+    (step_with_another_optimizer, "optimizer.step() を呼んでいません"),
+    (step_returning_the_loss_after_the_update, "更新の前に計算した"),
+])
+def test_train_step_names_the_mistake(wrong, match):
+    fails(check.train_step, wrong, match=match)
+
+
+def test_train_step_blank_and_placeholder():
+    def blank(model, images, labels, criterion, optimizer):
+        raise NotImplementedError("TODO")
+
+    fails(check.train_step, blank, match="まだ書かれていません")
+    fails(check.train_step, None, match="まだ設定されていません")
+
+
+def test_train_step_leaves_the_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check.train_step(right_step)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --- 01_02: train_on_device ----------------------------------------------------------------------
+
+
+def device_loop(move_model=True, move=lambda images, labels, device: (images.to(device), labels.to(device))):
+    """The notebook's train_on_device with its two blanks replaced: the model move and the batch move."""
+
+    def train_on_device(model, train_loader, device, epochs, lr=0.01):
+        if move_model:
+            move_model(model, device) if callable(move_model) else model.to(device)
+        criterion = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+        for epoch in range(1, epochs + 1):
+            model.train()
+            running_loss = 0.0
+            for images, labels in train_loader:
+                images, labels = move(images, labels, device)
+                optimizer.zero_grad()
+                loss = criterion(model(images), labels)
+                loss.backward()
+                optimizer.step()
+                running_loss += loss.item()
+            print(f"epoch {epoch}/{epochs}: mean training loss {running_loss / len(train_loader):.3f}")
+
+    return train_on_device
+
+
+def move_in_place_without_assigning(images, labels, device):
+    images.to(device)
+    labels.to(device)
+    return images, labels
+
+
+def move_images_as_tuple(images, labels, device):
+    images = images.to(device), labels.to(device)
+    return images, labels
+
+
+@pytest.mark.parametrize("answer", [
+    device_loop(),
+    device_loop(move_model=lambda model, device: setattr(model, "_", None) or model.to(device=device)),
+    device_loop(move=lambda images, labels, device: (images.to(device, non_blocking=True),
+                                                     labels.to(device=device))),
+])
+def test_train_on_device_passes_on_right_answers(answer, capsys):
+    check.train_on_device(answer)
+    out = capsys.readouterr().out
+    assert "✅" in out and "mean training loss" not in out  # the student's prints are kept out of the check's
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (device_loop(move=lambda images, labels, device: (images.to(device), labels)), "labels が CPU のまま損失"),
+    (device_loop(move=lambda images, labels, device: (images, labels.to(device))), "images が CPU のままモデル"),
+    (device_loop(move=move_in_place_without_assigning), "返ってきたコピーを使わずに"),
+    (device_loop(move_model=False), "model.to(device) がありません"),
+    (device_loop(move=lambda images, labels, device: (images.to("cuda"), labels.to("cuda"))),
+     "装置を直接書いています"),
+    (device_loop(move=lambda images, labels, device: (images.cuda(), labels.cuda())), "images.cuda()"),
+    (device_loop(move_model=lambda model, device: model.to("cuda")), "model.to('cuda')"),
+    (device_loop(move=move_images_as_tuple), "タプル"),
+    (device_loop(move=lambda images, labels, device: (images.to(device), images.to(device))),
+     "labels に images を入れていませんか"),
+])
+def test_train_on_device_names_the_mistake(wrong, match):
+    fails(check.train_on_device, wrong, match=match)
+
+
+def test_train_on_device_loader_moved_instead_of_the_batches():
+    def train_on_device(model, train_loader, device, epochs, lr=0.01):
+        model.to(device)
+        train_loader = train_loader.to(device)
+
+    fails(check.train_on_device, train_on_device, match="ローダーに .to(device)")
+
+
+def test_train_on_device_moving_only_the_first_batch():
+    def train_on_device(model, train_loader, device, epochs, lr=0.01):
+        model.to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        first = True
+        for images, labels in train_loader:
+            if first:
+                images, labels = images.to(device), labels.to(device)
+                first = False
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+
+    fails(check.train_on_device, train_on_device, match="images が CPU のまま")
+
+
+def test_train_on_device_blank_and_placeholder():
+    def blank(model, train_loader, device, epochs, lr=0.01):
+        for _images, _labels in train_loader:
+            raise NotImplementedError("TODO")
+
+    fails(check.train_on_device, blank, match="まだ書かれていません")
+    fails(check.train_on_device, None, match="まだ設定されていません")
+
+
+def test_train_on_device_that_does_not_train():
+    def no_training(model, train_loader, device, epochs, lr=0.01):
+        model.to(device)
+        for images, labels in train_loader:
+            images, labels = images.to(device), labels.to(device)
+            model(images)
+
+    fails(check.train_on_device, no_training, match="重みが変わっていません")
+
+
+# --- 01_04: amp_step and to_channels_last -------------------------------------------------------
+
+
+def make_amp_step(autocast=True, dtype_from_argument=True, device_type=None, use_scaler=True, update=True,
+                  scaler_step=True, plain_step_too=False, scaled_backward=True):
+    """The notebook's amp_step, with one part changed the way students get it wrong."""
+
+    def amp_step(model, images, labels, criterion, optimizer, amp_dtype, scaler=None):
+        optimizer.zero_grad()
+        kind = device_type or images.device.type
+        options = {"dtype": amp_dtype} if dtype_from_argument else {}
+        with torch.autocast(kind, enabled=autocast, **options):
+            outputs = model(images)
+            loss = criterion(outputs, labels)
+        if use_scaler == "always" or (use_scaler and scaler is not None):
+            scaled = scaler.scale(loss)
+            (scaled if scaled_backward else loss).backward()
+            if scaler_step:
+                scaler.step(optimizer)
+            if plain_step_too or not scaler_step:
+                optimizer.step()
+            if update:
+                scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        return loss
+
+    return amp_step
+
+
+def test_amp_step_passes_on_the_right_answer(capsys):
+    check.amp_step(make_amp_step())
+    assert "✅" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (make_amp_step(autocast=False), "fp32 のまま"),
+    (make_amp_step(dtype_from_argument=False), "引数の amp_dtype を渡して"),
+    (make_amp_step(device_type="cuda"), "device_type"),
+    (make_amp_step(use_scaler=False), "scaler を使っていません"),
+    (make_amp_step(use_scaler="always"), "scaler が None のとき"),
+    (make_amp_step(update=False), "scaler.update() を呼んでいません"),
+    (make_amp_step(plain_step_too=True), "両方を呼んでいませんか"),
+    (make_amp_step(scaler_step=False), "scaler.step(optimizer) ではなく optimizer.step()"),
+    (make_amp_step(scaled_backward=False), "1/倍率"),
+])
+def test_amp_step_names_the_mistake(wrong, match):
+    fails(check.amp_step, wrong, match=match)
+
+
+def test_amp_step_blank():
+    def blank(model, images, labels, criterion, optimizer, amp_dtype, scaler=None):
+        raise NotImplementedError("TODO")
+
+    fails(check.amp_step, blank, match="まだ書かれていません")
+
+
+def right_channels_last(model, images):
+    model = model.to(memory_format=torch.channels_last)
+    images = images.contiguous(memory_format=torch.channels_last)
+    return model, images
+
+
+def test_channels_last_passes_on_right_answers(capsys):
+    check.channels_last(right_channels_last)
+    check.channels_last(lambda model, images: (model.to(memory_format=torch.channels_last),
+                                               images.to(memory_format=torch.channels_last)))
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+def channels_last_not_assigned(model, images):
+    model.to(memory_format=torch.channels_last)
+    images.contiguous(memory_format=torch.channels_last)
+    return model, images
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda model, images: (model.to(memory_format=torch.channels_last), images.permute(0, 2, 3, 1)), "permute"),
+    (lambda model, images: (model, images.contiguous(memory_format=torch.channels_last)), "images だけ変えて"),
+    (lambda model, images: (model.to(memory_format=torch.channels_last), images), "channels_last になっていません"),
+    (channels_last_not_assigned, "代入"),
+    (lambda model, images: (model, images.to(torch.channels_last)), "キーワードで渡します"),
+    (lambda model, images: (images.contiguous(memory_format=torch.channels_last), model), "テンソルではありません"),
+    (lambda model, images: images.contiguous(memory_format=torch.channels_last), "2 つではありません"),
+])
+def test_channels_last_names_the_mistake(wrong, match):
+    fails(check.channels_last, wrong, match=match)
+
+
+@pytest.mark.parametrize("checker, name", [(check.train_step, "train_step"), (check.train_on_device, "train_on_device"),
+                                           (check.amp_step, "amp_step"), (check.channels_last, "to_channels_last")])
+def test_new_checks_want_the_function_itself(checker, name):
+    message = fails(checker, torch.tensor(2.3), match=f"関数 {name} そのもの")  # e.g. check.train_step(loss)
+    assert "Tensor" in message

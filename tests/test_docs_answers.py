@@ -31,10 +31,7 @@ MIN_TOKENS = 8
 
 # (docs file, solution notebook) pairs known to fail, each with its reason. Delete an entry in the
 # branch that fixes it: the test fails while an entry no longer matches, so the list cannot go stale.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The homework's VGG11 configuration list in docs/01 section 2.10.
-    ("docs/01_preparation.md", "Exercise01/solutions/01_03_vgg.ipynb"): "being fixed in session 1's branch",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def blanks(notebook: dict) -> list[str]:

@@ -455,8 +455,9 @@ def _queue_interrupted(study: optuna.Study, trial: optuna.Trial, config: Storage
 
 
 def resume_command(argv: list[str] | None = None) -> str:
-    """The command that continues this worker's study: the same command again."""
-    return "python -m MyModules " + shlex.join(sys.argv[1:] if argv is None else argv)
+    """The command that continues this worker's study: the same command again (passwords as ``***``)."""
+    args = sys.argv[1:] if argv is None else argv
+    return "python -m MyModules " + shlex.join(hide_password(a) if is_url(a) else a for a in args)
 
 
 def study_for(objective: Objective, *, course_dir: str | Path, storage: str | Path | None = None,

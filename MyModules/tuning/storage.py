@@ -23,6 +23,10 @@ that died before its first beat) is older than ``grace_period`` and enqueues a r
 parameters. A worker that itself could not reach the storage waits a full grace period after it came
 back before it judges anyone, so a server blip never turns a live trial into a retry.
 
+A database URL's password never reaches the terminal, a log, a CSV or an exception's message: URLs are
+shown through :func:`hide_password`, drivers' messages through :func:`hide_secrets` (a driver may repeat
+any part of it), and a raw '@' in a password is refused before anything connects.
+
 Study names come from what the study searches (:func:`default_study_name`), and a study refuses to be
 reused with a different search (:class:`StudyMismatchError`), so two experiments cannot mix by accident.
 """
@@ -41,7 +45,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
@@ -52,7 +56,8 @@ from .. import env
 from ..errors import TuningError
 
 __all__ = ["TuningError", "StudyMismatchError", "TrialLost", "StorageConfig", "Heartbeat", "open_storage",
-           "open_study", "fail_stale_trials", "enqueue_retry", "default_study_name", "hide_password"]
+           "open_study", "fail_stale_trials", "enqueue_retry", "default_study_name", "hide_password",
+           "hide_secrets", "StorageURLError"]
 
 STUDIES_DIR = "studies"  # under the course folder
 IDENTITY_ATTR = "identity"  # study user attribute: what the study searches (JSON)
@@ -71,6 +76,14 @@ class StudyMismatchError(TuningError):
 
 class TrialLost(TuningError):
     """This worker no longer owns its trial (another worker declared it dead and retries it)."""
+
+
+class StorageURLError(TuningError):
+    """A database URL that cannot be meant as written (a raw '@' in its password, no '://')."""
+
+    hint_ja = ("データベース URL のパスワードに @ : / % # ? や空白などの記号があるときは、URL エンコードして書いてください"
+               " (Python: urllib.parse.quote(password, safe=''))。URL は postgresql+psycopg2://ユーザー:パスワード@ホスト/"
+               "データベース の形です。パスワードは画面にもログにも表示されません。")
 
 
 @dataclass
@@ -284,12 +297,15 @@ def _retrying(method, name: str):
                         raise
                     failed = e
                     if time.monotonic() + delay > deadline:
-                        raise TuningError(
-                            f"the study database {hide_password(self.course_url)} was unreachable for "
-                            f"{self.course_config.storage_timeout:.0f} s ({_first_line(e)}); this worker stops. "
-                            "Start it again when the server is back: it continues the study") from e
-                    time.sleep(delay)
-                    delay = min(delay * 2, self.course_config.heartbeat_interval)
+                        break
+                time.sleep(delay)
+                delay = min(delay * 2, self.course_config.heartbeat_interval)
+            # Raised here, not inside the except block: the driver's exception, whose text might hold
+            # the password, is neither the cause nor the context of what the user sees.
+            raise TuningError(
+                f"the study database {hide_password(self.course_url)} was unreachable for "
+                f"{self.course_config.storage_timeout:.0f} s ({_first_line(failed, self.course_url)}); this worker "
+                "stops. Start it again when the server is back: it continues the study")
         finally:
             HEALTH.local.depth = 0
 
@@ -301,7 +317,7 @@ class RetryingRDBStorage(RDBStorage):
 
     def __init__(self, url: str, config: StorageConfig, **kwargs):
         self.course_url, self.course_config = url, config
-        super().__init__(url, **kwargs)
+        super().__init__(_for_driver(url), **kwargs)
 
 
 for _name, _method in list(vars(RDBStorage).items()):
@@ -310,9 +326,22 @@ for _name, _method in list(vars(RDBStorage).items()):
         setattr(RetryingRDBStorage, _name, _retrying(_method, _name))
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException, url: str) -> str:
+    """The first line of a driver's message, without ``url``'s password (drivers may repeat parts of it)."""
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    return hide_secrets(text.splitlines()[0], url) if text else type(error).__name__
+
+
+def _for_driver(url: str) -> str:
+    """``url`` as its driver needs it. pymysql sends a password as Latin-1 bytes, but servers (and the
+    mysql client) hash the UTF-8 bytes of a non-ASCII password: hand pymysql those bytes as Latin-1."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    password = parsed.password
+    if parsed.get_driver_name() != "pymysql" or not password or str(password).isascii():
+        return url
+    return parsed.set(password=str(password).encode("utf-8").decode("latin-1")).render_as_string(hide_password=False)
 
 
 def _installed(module: str) -> bool:
@@ -355,6 +384,10 @@ def _missing_module(error: BaseException) -> str | None:
 
 
 def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
+    if _raw_at_in_password(url):  # refused before connecting: the driver would take the rest for the host
+        raise StorageURLError(f"cannot open the study database {hide_password(url)}: its password contains '@', "
+                              "which ends the password in a URL; write the password URL-encoded ('@' as %40; "
+                              "in Python: urllib.parse.quote(password, safe=''))")
     deadline = time.monotonic() + config.storage_timeout
     delay = 0.5
     while True:
@@ -371,45 +404,104 @@ def _rdb_storage(url: str, config: StorageConfig) -> RDBStorage:
             bad_url = isinstance(e, (sa.ArgumentError, sa.NoSuchModuleError, ValueError))  # URL parsing
             if not (bad_url or isinstance(e, (sa.SQLAlchemyError, optuna.exceptions.StorageInternalError))):
                 raise  # not the database's answer: a bug, keep its traceback
-            if bad_url or "@" in _password(url):
-                raise TuningError(f"cannot open the study database {hide_password(url)}: {_first_line(e)}"
-                                  f"{_at_hint(url)}") from e
+            reason = _first_line(e, url)
             # Workers started together on an empty database race to create optuna's tables (the
             # loser's CREATE fails once), and a server that is restarting refuses for a moment.
-            if time.monotonic() + delay > deadline:
-                raise TuningError(f"cannot open the study database {hide_password(url)} within "
-                                  f"{config.storage_timeout:.0f} s: {_first_line(e)}{_at_hint(url)}") from e
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
+            if bad_url or time.monotonic() + delay > deadline:
+                break
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
+    # Raised outside the except block: the driver's exception is not chained to it (see _retrying).
+    within = "" if bad_url else f" within {config.storage_timeout:.0f} s"
+    raise TuningError(f"cannot open the study database {hide_password(url)}{within}: {reason}")
+
+
+def _split_url(url: str) -> tuple[str, str, str, str] | None:
+    """``(scheme, userinfo, host and the rest, query)`` as the writer meant it: the userinfo ends at the
+    last '@' before the host, so a raw '@' (or '/') in a password stays in the password."""
+    scheme, sep, rest = str(url).partition("://")
+    if not sep:
+        return None
+    host_end = rest.find("/", rest.rfind("@") + 1)
+    netloc, path = (rest, "") if host_end < 0 else (rest[:host_end], rest[host_end:])
+    userinfo, _, host = netloc.rpartition("@")
+    return scheme, userinfo, host + path, urlsplit("x://h" + path).query if "?" in path else ""
 
 
 def _password(url: str) -> str:
-    netloc = url.split("://", 1)[-1].split("/", 1)[0]
-    userinfo = netloc.rpartition("@")[0]
-    return userinfo.partition(":")[2]
+    parts = _split_url(url)
+    return parts[1].partition(":")[2] if parts else ""
 
 
-def _at_hint(url: str) -> str:
-    if "@" in _password(url):
-        return " (the password contains '@': write it URL-encoded as %40)"
-    return ""
+def _raw_at_in_password(url: str) -> bool:
+    """True when the password holds a raw '@': a URL parser then reads the rest as the host or database."""
+    if "@" not in _password(url):
+        return False
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # the rest of the password did not even parse as host:port
+        return True
+    return any("@" in str(part or "") for part in (parsed.host, parsed.database))
+
+
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#]*", re.IGNORECASE)
 
 
 def hide_password(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (a password may itself contain ``@`` or ``:``)."""
-    scheme, sep, rest = str(url).partition("://")
-    if not sep:
+    """``url`` with its password replaced by ``***`` (a password may itself contain ``@`` or ``:``;
+    one given as a ``?password=`` query parameter is hidden too)."""
+    parts = _split_url(url)
+    if parts is None:
         return str(url)
-    host_end = rest.find("/", rest.rfind("@") + 1)
-    netloc, path = (rest, "") if host_end < 0 else (rest[:host_end], rest[host_end:])
-    if "@" not in netloc:
-        return str(url)
-    userinfo, _, host = netloc.rpartition("@")
+    scheme, userinfo, rest, _query = parts
+    if not userinfo and "@" not in str(url).partition("://")[2]:
+        return _QUERY_PASSWORD.sub(r"\1***", str(url))
     user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}{path}"
+    return _QUERY_PASSWORD.sub(r"\1***", f"{scheme}://{user}{':***' if colon else ''}@{rest}")
+
+
+_CUTS = frozenset("@:/?#&=% ")  # where URL parsers (and drivers that misread a URL) cut a password
+
+
+def _secrets(url: str) -> list[str]:
+    """Every form in which ``url``'s password could appear in a message, longest first: as written,
+    percent-decoded, as a parser stopping at its first '@' reads it, as the driver gets it, and each
+    piece of 3 or more characters between the places where parsers cut it."""
+    url = str(url) if "://" in str(url) else "x://" + str(url)  # a URL written without its scheme
+    parts = _split_url(url)
+    query = parts[3] if parts else ""
+    whole = {_password(url), *re.findall(r"(?:^|&)(?:password|passwd|pwd)=([^&#]*)", query, re.IGNORECASE)}
+    try:
+        from sqlalchemy.engine import make_url
+
+        whole |= {str(make_url(url).password or ""), str(make_url(_for_driver(url)).password or "")}
+    except Exception:
+        pass
+    whole |= {unquote(w) for w in whole}
+    found = set()
+    for w in filter(None, whole):
+        cuts = sorted({0, len(w)} | {i + d for i, c in enumerate(w) if c in _CUTS for d in (0, 1)})
+        found |= {w[a:b] for a in cuts for b in cuts if b - a > 2 and set(w[a:b]) - _CUTS}
+    return sorted(found, key=len, reverse=True)
+
+
+def hide_secrets(text: str, url: str) -> str:
+    """``text`` (a driver's message, a traceback) with ``url`` shown as :func:`hide_password` shows it
+    and every trace of its password (:func:`_secrets`) replaced by ``***``."""
+    text = str(text).replace(str(url), hide_password(url))
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 # --- choosing a storage -----------------------------------------------------------------------------
+
+# postgresql+psycopg2:/u:p@h/db (one slash), or user:password@host/db: a URL that lost its "scheme://".
+_URL_WITHOUT_SCHEME = re.compile(r"^(?:(?:postgres(?:ql)?|mysql|mariadb|sqlite|oracle|mssql)(?:\+\w+)?:|[^/\\]*:[^/\\]*@)",
+                                 re.IGNORECASE)
+
 
 def is_url(storage: str | Path | None) -> bool:
     return isinstance(storage, str) and "://" in storage
@@ -433,6 +525,10 @@ def open_storage(storage: str | Path | None, *, course_dir: str | Path | None = 
         if str(storage).lower().startswith("sqlite"):
             _refuse_sqlite(hide_password(str(storage)))
         return _rdb_storage(str(storage), config)
+    if storage is not None and _URL_WITHOUT_SCHEME.match(str(storage)):
+        raise StorageURLError(f"--storage {hide_password('x://' + str(storage))[4:]} looks like a database URL "
+                              "without '://' after its scheme (e.g. postgresql+psycopg2://user:password@host/db); "
+                              "a journal file path has no user:password@host")
     if storage is None:
         if course_dir is None or study_name is None:
             raise ValueError("give a storage, or course_dir and study_name for the default journal file")
