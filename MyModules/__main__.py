@@ -323,7 +323,7 @@ def hide_secrets(text: str, argv: list[str | None]) -> str:
     urls = [a.split("=", 1)[1] if a.startswith("--") and "=" in a else a for a in argv if a and "@" in a]
     if not urls:
         return text
-    from .study_storage import hide_secrets as hide
+    from .tuning.storage import hide_secrets as hide
 
     for url in urls:
         text = hide(text, url)

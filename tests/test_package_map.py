@@ -79,3 +79,14 @@ def test_the_map_names_every_module_with_its_docstring():
     for module, path in package_map.module_files().items():
         if module:
             assert f"  {module} " in init and package_map.summary(path) in init
+
+
+OLD = __import__("MyModules._old_names", fromlist=["OLD_NAMES"]).OLD_NAMES
+
+
+@pytest.mark.parametrize("module", sorted(m for m in package_map.module_files() if m and m != "_old_names"))
+def test_the_package_itself_never_uses_version_0_1_names(module):
+    """Old names are for students' saved notebooks only; inside the package each would print the note."""
+    path = package_map.module_files()[module]
+    old = {m for m in imports_of(module, path) if m in OLD}
+    assert not old, f"{module} imports the old name(s) {sorted(old)}: use {[OLD[m] for m in sorted(old)]}"

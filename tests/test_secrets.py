@@ -27,10 +27,10 @@ from pg_fixture import add_mysql_user, add_postgres_user, mysql_url, postgres_se
 from run_fixtures import ROOT, in_process
 from tuning_helpers import TINY_ARGS, wait_for
 
-from MyModules import study_storage
 from MyModules.__main__ import main
 from MyModules.errors import TuningError
-from MyModules.study_storage import StorageConfig, StorageURLError, hide_password, open_storage
+from MyModules.tuning import storage as study_storage
+from MyModules.tuning.storage import StorageConfig, StorageURLError, hide_password, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
