@@ -207,7 +207,7 @@ def test_whatever_the_driver_says_the_password_is_cut_out(monkeypatch, capsys):
         raise RuntimeError(echoed)
 
     monkeypatch.setattr(study_storage, "open_storage", crash)
-    monkeypatch.setattr("MyModules.tuning.open_storage", crash)
+    monkeypatch.setattr("MyModules.tuning.objective.open_storage", crash)
     code = main(["tune", "--storage", address, "--course-dir", "/nonexistent-course", *TINY_ARGS])
     out = capsys.readouterr()
     assert code == 1 and "Traceback" in out.err and "RuntimeError" in out.err, out.err
