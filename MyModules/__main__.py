@@ -210,7 +210,7 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
 
     callbacks = []
     if args.tensorboard:
-        from .tb_logging import TensorBoardLogger
+        from .viz.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(images=next(iter(test_loader))[0][:64],
                                            hparams={"model": args.model, "dataset": args.dataset}))
@@ -231,7 +231,7 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
           f"{s['train_seconds']:.1f} s training ({s['images_per_second']:.0f} images/s, {s['precision']}); "
           f"saved in {run_dir}")
     if args.plots:
-        from .plots import save_run_plots
+        from .viz.plots import save_run_plots
 
         paths = save_run_plots(run_dir, model, dataset, device)
         print("plots and confusion CSVs:", ", ".join(sorted(p.name for p in paths.values())))
@@ -240,7 +240,7 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
 
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .tuning import PRUNERS
+    from .tuning.objective import PRUNERS
 
     p.add_argument("--storage", default=None,
                    help="database URL shared by all workers (postgresql+psycopg2://user:pass@host/db, "
@@ -264,7 +264,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
     p.add_argument("--tensorboard", action="store_true",
                    help="TensorBoard logs per trial (<course folder>/runs/<study>/trial-NNNN/tensorboard)")
-    space = p.add_argument_group("search space (default: MyModules.search_space.SearchSpace)")
+    space = p.add_argument_group("search space (default: MyModules.tuning.space.SearchSpace)")
     space.add_argument("--lr", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"), help="learning-rate range (log)")
     space.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"))
     space.add_argument("--batch-sizes", type=_positive_int, nargs="+")
@@ -281,10 +281,10 @@ def run_tune(args: argparse.Namespace) -> int:
 
     from . import env
     from .errors import CourseError, one_line
-    from .search_space import space_from_options
-    from .study_storage import StorageConfig
     from .train import TrainConfig
-    from .tuning import resume_command, tune
+    from .tuning.objective import resume_command, tune
+    from .tuning.space import space_from_options
+    from .tuning.storage import StorageConfig
 
     try:
         space = space_from_options(lr=args.lr, optimizers=args.optimizers, batch_sizes=args.batch_sizes,
@@ -323,7 +323,7 @@ def hide_secrets(text: str, argv: list[str | None]) -> str:
     urls = [a.split("=", 1)[1] if a.startswith("--") and "=" in a else a for a in argv if a and "@" in a]
     if not urls:
         return text
-    from .study_storage import hide_secrets as hide
+    from .tuning.storage import hide_secrets as hide
 
     for url in urls:
         text = hide(text, url)
@@ -345,7 +345,7 @@ def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from .errors import CourseError
-    from .inspect_run import describe_run, format_report
+    from .runs.inspect import describe_run, format_report
 
     try:
         info = describe_run(args.run, evaluate=args.evaluate)
@@ -367,7 +367,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import time
 
     from .errors import CourseError
-    from .inference import format_prediction, load_model, predict
+    from .runs.inference import format_prediction, load_model, predict
 
     try:
         loaded = load_model(args.run)
@@ -391,7 +391,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
-    from .export import FORMATS
+    from .runs.export import FORMATS
 
     p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
     p.add_argument("--format", choices=FORMATS, default="onnx",
@@ -403,7 +403,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from .errors import CourseError
-    from .export import export_run
+    from .runs.export import export_run
 
     try:
         path, check = export_run(args.run, args.format, args.output, check=args.check)

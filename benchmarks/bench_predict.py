@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from MyModules import data  # noqa: E402
-from MyModules.inference import load_model, predict, read_image  # noqa: E402
 from MyModules.loader import make_loaders  # noqa: E402
 from MyModules.models import build_model  # noqa: E402
+from MyModules.runs.inference import load_model, predict, read_image  # noqa: E402
 from MyModules.train import TrainConfig, fit  # noqa: E402
 
 

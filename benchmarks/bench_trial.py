@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from session_times import T4_FLOPS, T4_STEP_S  # noqa: E402
 
-from MyModules import env, summary  # noqa: E402
+from MyModules import env  # noqa: E402
 from MyModules.data import Dataset, ImageSet  # noqa: E402
 from MyModules.loader import make_loaders  # noqa: E402
-from MyModules.search_space import ConvNet, ConvNetShape, SearchSpace  # noqa: E402
 from MyModules.speed import training_throughput  # noqa: E402
+from MyModules.tuning.space import ConvNet, ConvNetShape, SearchSpace  # noqa: E402
+from MyModules.viz import summary  # noqa: E402
 
 EPOCH_IMAGES, TEST_IMAGES = 50_000, 10_000  # CIFAR-10
 TEST_BATCH = 512  # the course's test loader: one step per 500+ images

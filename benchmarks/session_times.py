@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from MyModules import models, speed, summary
-from MyModules.quant_models import QuantNet, QuantNetConfig
+from MyModules import models, speed
+from MyModules.quant.networks import QuantNet, QuantNetConfig
+from MyModules.viz import summary
 
 T4_FLOPS = 8e12  # effective fp16 FLOP/s of a T4 on small convnets (12 % of the 65 TFLOP/s peak)
 T4_STEP_S = 0.003  # floor per training step on a GPU: Python + kernel launches (small nets)

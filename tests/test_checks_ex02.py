@@ -8,7 +8,7 @@ import torch
 from MyModules.checks import CheckFailed
 from MyModules.checks import ex02 as check
 from MyModules.models import WideNet
-from MyModules.tb_logging import TensorBoardLogger
+from MyModules.viz.tensorboard import TensorBoardLogger
 
 
 def fails(fn, *args, match: str) -> str:
@@ -206,7 +206,7 @@ def test_extension_answers_work_with_the_real_summary_writer(tmp_path):
     """The model answers above run against torch's SummaryWriter (what the notebook uses)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from MyModules import tb_logging
+    from MyModules.viz import tensorboard as tb_logging
 
     raw, images = check._example_batch(6)
     probs = torch.softmax(torch.randn(6, 3), dim=1)

@@ -18,8 +18,8 @@ from MyModules.checks import ex03 as check
 from MyModules.data import load_dataset
 from MyModules.formats import ImageSet
 from MyModules.loader import make_loaders
-from MyModules.search_space import ConvNet, ConvNetShape
 from MyModules.train import TrainConfig, evaluate, train_one_epoch
+from MyModules.tuning.space import ConvNet, ConvNetShape
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 BASE = TrainConfig(epochs=1)

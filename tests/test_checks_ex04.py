@@ -13,7 +13,7 @@ from torch import nn
 from MyModules import quant
 from MyModules.checks import CheckFailed
 from MyModules.checks import ex04 as check
-from MyModules.quant_models import quant_block
+from MyModules.quant.networks import quant_block
 
 HINT = "ヒント"
 

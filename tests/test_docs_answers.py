@@ -145,9 +145,9 @@ class Int8InFloatFunction(torch.autograd.Function):
         inside = (x >= -128) & (x <= 127)
         return torch.where(inside, grad_output, torch.zeros_like(grad_output))
 ```'''
-LOGGER_BLANK = ('logger = tb_logging.TensorBoardLogger(images=images[:64], activation_layers=["features.0.2", '
+LOGGER_BLANK = ('logger = tensorboard.TensorBoardLogger(images=images[:64], activation_layers=["features.0.2", '
                 '"features.1.2"],\n                                      hparams={"model": MODEL})')
-LOGGER_DOCS = ('```python\nlogger = tb_logging.TensorBoardLogger(images=images[:64], '
+LOGGER_DOCS = ('```python\nlogger = tensorboard.TensorBoardLogger(images=images[:64], '
                'activation_layers=["features.0.2", "features.1.2"])\n```')
 CONV_BLANK = "        w = self.quantizer(self.weight)\n        return self._conv_forward(x, w, self.bias)"
 CONV_DOCS = '''```python

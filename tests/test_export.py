@@ -15,8 +15,8 @@ import torch
 from run_fixtures import GrayNet, cli, gray_run, in_process, trained_run
 
 from MyModules.data import load_dataset
-from MyModules.export import check_export, export_onnx
-from MyModules.inference import load_model
+from MyModules.runs.export import check_export, export_onnx
+from MyModules.runs.inference import load_model
 
 
 def pytorch_logits(loaded, uint8_images: torch.Tensor) -> np.ndarray:

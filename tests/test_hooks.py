@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from MyModules.hooks import activations_for, find_module, first_conv_name, record_activations
 from MyModules.models import VGG, Net, WideNet
+from MyModules.viz.hooks import activations_for, find_module, first_conv_name, record_activations
 
 
 def hook_count(model: nn.Module) -> int:

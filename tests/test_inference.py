@@ -14,8 +14,8 @@ from run_fixtures import cli, gray_run, in_process, native_test_images, trained_
 
 from MyModules.data import CIFAR10_CLASSES, MNIST_CLASSES, load_dataset
 from MyModules.errors import CheckpointError, RunFolderError
-from MyModules.inference import load_model, predict, read_image
 from MyModules.models import Net
+from MyModules.runs.inference import load_model, predict, read_image
 
 
 def parse(stdout: str) -> dict[str, list[tuple[str, float]]]:

@@ -13,7 +13,7 @@ from run_fixtures import cli, in_process, killed_run, resumed_run, trained_run
 
 from MyModules.checkpoint import load_checkpoint
 from MyModules.data import CIFAR10_CLASSES, load_dataset
-from MyModules.inspect_run import describe_run
+from MyModules.runs.inspect import describe_run
 
 
 def inspect_json(run) -> dict:

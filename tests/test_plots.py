@@ -13,7 +13,8 @@ from PIL import Image
 from MyModules import data
 from MyModules.loader import make_loaders, normalize
 from MyModules.models import Net, WideNet
-from MyModules.plots import (
+from MyModules.train import TrainConfig, evaluate, fit
+from MyModules.viz.plots import (
     RIGHT,
     WRONG,
     most_confident_mistakes,
@@ -27,7 +28,6 @@ from MyModules.plots import (
     save_confusion_csv,
     save_run_plots,
 )
-from MyModules.train import TrainConfig, evaluate, fit
 
 CLASSES = [f"c{i}" for i in range(5)]
 
@@ -210,14 +210,14 @@ def _glyph_warnings(family=None) -> list[str]:
 
 
 def test_japanese_labels_render_without_missing_glyphs():
-    from MyModules import plots
+    from MyModules.viz import plots
 
     assert plots.use_japanese_font()
     assert _glyph_warnings() == []
 
 
 def test_the_glyph_check_sees_missing_glyphs_in_a_latin_only_font():
-    from MyModules import plots  # noqa: F401 - the course font is set, but DejaVu Sans is asked for by name
+    from MyModules.viz import plots  # noqa: F401 - the course font is set, but DejaVu Sans is asked for by name
 
     missing = _glyph_warnings(family="DejaVu Sans")
     assert missing and all("CJK UNIFIED IDEOGRAPH" in m or "KATAKANA" in m or "HIRAGANA" in m for m in missing), missing

@@ -20,7 +20,7 @@ from torch import nn
 from MyModules import quant
 from MyModules.checks import CheckFailed
 from MyModules.checks import ex04 as check
-from MyModules.quant_models import QuantNet, QuantNetConfig, int8_weights, quant_block
+from MyModules.quant.networks import QuantNet, QuantNetConfig, int8_weights, quant_block
 
 ROOT = Path(__file__).resolve().parents[1]
 INF, NAN = math.inf, math.nan

@@ -22,13 +22,14 @@ from pg_fixture import find_client, postgres_server  # noqa: F401  (pytest fixtu
 from run_fixtures import in_process, native_test_images, trained_run, write_pngs
 from tuning_helpers import TINY, TINY_ARGS
 
-from MyModules import env, study_results, tuning
+from MyModules import env, tuning
 from MyModules.checkpoint import has_checkpoint
 from MyModules.data import CIFAR10_CLASSES, load_dataset
 from MyModules.errors import TuningError
-from MyModules.inference import load_model, predict
-from MyModules.study_storage import RETRY_OF_ATTR, StorageConfig, enqueue_retry, open_storage
+from MyModules.runs.inference import load_model, predict
 from MyModules.train import TrainConfig
+from MyModules.tuning import results as study_results
+from MyModules.tuning.storage import RETRY_OF_ATTR, StorageConfig, enqueue_retry, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -27,10 +27,10 @@ from pg_fixture import add_mysql_user, add_postgres_user, mysql_url, postgres_se
 from run_fixtures import ROOT, in_process
 from tuning_helpers import TINY_ARGS, wait_for
 
-from MyModules import study_storage
 from MyModules.__main__ import main
 from MyModules.errors import TuningError
-from MyModules.study_storage import StorageConfig, StorageURLError, hide_password, open_storage
+from MyModules.tuning import storage as study_storage
+from MyModules.tuning.storage import StorageConfig, StorageURLError, hide_password, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -207,7 +207,7 @@ def test_whatever_the_driver_says_the_password_is_cut_out(monkeypatch, capsys):
         raise RuntimeError(echoed)
 
     monkeypatch.setattr(study_storage, "open_storage", crash)
-    monkeypatch.setattr("MyModules.tuning.open_storage", crash)
+    monkeypatch.setattr("MyModules.tuning.objective.open_storage", crash)
     code = main(["tune", "--storage", address, "--course-dir", "/nonexistent-course", *TINY_ARGS])
     out = capsys.readouterr()
     assert code == 1 and "Traceback" in out.err and "RuntimeError" in out.err, out.err

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from MyModules.models import MODELS, Net, WideNet, build_model, count_parameters
-from MyModules.summary import describe, model_summary, summarize_models
+from MyModules.viz.summary import describe, model_summary, summarize_models
 
 
 def macs_by_hand(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:

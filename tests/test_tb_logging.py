@@ -9,16 +9,16 @@ import torch
 from torch import nn
 
 from MyModules import data
-from MyModules.hooks import activations_for, record_activations
 from MyModules.loader import make_loaders
 from MyModules.models import WideNet
-from MyModules.tb_logging import (
+from MyModules.train import Callback, TrainConfig, fit
+from MyModules.viz.hooks import activations_for, record_activations
+from MyModules.viz.tensorboard import (
     TensorBoardLogger,
     load_events,
     log_weight_histograms,
     scalars_to_csv,
 )
-from MyModules.train import Callback, TrainConfig, fit
 
 # Small on purpose: 2 epochs of 4 steps, a running point every 2 steps.
 CONFIG = TrainConfig(epochs=2, batch_size=32, max_steps_per_epoch=4, log_every=2)

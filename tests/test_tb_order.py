@@ -16,7 +16,7 @@ import os
 from torch.utils.tensorboard import SummaryWriter
 
 from MyModules.models import WideNet
-from MyModules.tb_logging import TensorBoardLogger, load_events
+from MyModules.viz.tensorboard import TensorBoardLogger, load_events
 
 
 def old_run_file(folder) -> str:

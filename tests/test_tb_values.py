@@ -13,8 +13,8 @@ import torch
 from MyModules import data
 from MyModules.loader import make_loaders
 from MyModules.models import WideNet
-from MyModules.tb_logging import TensorBoardLogger, load_events
 from MyModules.train import Callback, TrainConfig, fit
+from MyModules.viz.tensorboard import TensorBoardLogger, load_events
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, max_steps_per_epoch=3, log_every=1)
 EPOCH_STEPS = [3, 6]

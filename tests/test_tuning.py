@@ -23,22 +23,23 @@ from MyModules import env, tuning
 from MyModules.__main__ import main
 from MyModules.checkpoint import load_checkpoint
 from MyModules.data import load_dataset
-from MyModules.search_space import (
+from MyModules.train import TrainConfig
+from MyModules.tuning import objective
+from MyModules.tuning.results import plot_study, save_trials_csv, trials_table
+from MyModules.tuning.space import (
     ConvNet,
     SearchSpace,
     model_from_params,
     suggest_config,
     suggest_model,
 )
-from MyModules.study_results import plot_study, save_trials_csv, trials_table
-from MyModules.study_storage import (
+from MyModules.tuning.storage import (
     StorageConfig,
     StudyMismatchError,
     default_study_name,
     open_storage,
     open_study,
 )
-from MyModules.train import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -112,10 +113,10 @@ def test_surplus_trial_is_the_one_that_asked_last():
     first, second, third = study.ask(), study.ask(), study.ask()
     study.tell(first, 1.0)
     # Two slots: trials 0 (complete) and 1 (running) fill them; 2 asked last and steps back.
-    assert not tuning._is_surplus(study, second.number, 2)
-    assert tuning._is_surplus(study, third.number, 2)
+    assert not objective._is_surplus(study, second.number, 2)
+    assert objective._is_surplus(study, third.number, 2)
     study.tell(second, state=TrialState.FAIL)  # a failed trial frees its slot
-    assert not tuning._is_surplus(study, third.number, 2)
+    assert not objective._is_surplus(study, third.number, 2)
 
 
 # --- objective, resume, reload --------------------------------------------------------------------

@@ -12,10 +12,10 @@ from MyModules import env, tuning
 from MyModules.__main__ import main
 from MyModules.data import load_dataset
 from MyModules.errors import ConfigError, TuningError
-from MyModules.search_space import SearchSpace
-from MyModules.study_results import MAX_WIDTH_INCHES, plot_study
-from MyModules.study_storage import FAIL_REASON_ATTR, driver_advice, hide_password, open_storage
 from MyModules.train import TrainConfig
+from MyModules.tuning.results import MAX_WIDTH_INCHES, plot_study
+from MyModules.tuning.space import SearchSpace
+from MyModules.tuning.storage import FAIL_REASON_ATTR, driver_advice, hide_password, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

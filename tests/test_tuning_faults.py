@@ -25,8 +25,9 @@ from tuning_helpers import ROOT, TINY, counts, wait_for, worker
 
 from MyModules import env, tuning
 from MyModules.data import load_dataset
-from MyModules.search_space import suggest_config, suggest_model
-from MyModules.study_storage import (
+from MyModules.train import TrainConfig
+from MyModules.tuning.space import suggest_config, suggest_model
+from MyModules.tuning.storage import (
     FAIL_REASON_ATTR,
     HEARTBEAT_ATTR,
     RETRY_OF_ATTR,
@@ -37,7 +38,6 @@ from MyModules.study_storage import (
     open_storage,
     open_study,
 )
-from MyModules.train import TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -150,7 +150,7 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
     # A process (in Japan: local time 9 h ahead of UTC) creates a trial and dies before any heartbeat.
     journal, name = tmp_path / "silent.journal", "silent-test"
     tz = {**os.environ, "TZ": "Asia/Tokyo"}
-    code = ("import optuna, sys; from MyModules.study_storage import open_storage;"
+    code = ("import optuna, sys; from MyModules.tuning.storage import open_storage;"
             "s = optuna.create_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]), direction='maximize');"
             "t = s.ask(); t.suggest_float('lr', 1e-4, 1e-1, log=True); print(t.number)")
     done = subprocess.run([sys.executable, "-c", code, str(journal), name], cwd=ROOT, env=tz,
@@ -160,7 +160,7 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
     assert silent.state == TrialState.RUNNING and HEARTBEAT_ATTR not in silent.user_attrs
     time.sleep(StorageConfig.default().grace_period + 0.5)
     # The worker checking it also runs in Japan: datetime_start is local time, not UTC.
-    code = ("import optuna, sys; from MyModules.study_storage import open_storage, fail_stale_trials, StorageConfig;"
+    code = ("import optuna, sys; from MyModules.tuning.storage import open_storage, fail_stale_trials, StorageConfig;"
             "s = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]));"
             "print(fail_stale_trials(s, StorageConfig.default()))")
     done = subprocess.run([sys.executable, "-c", code, str(journal), name], cwd=ROOT, env=tz,

@@ -13,8 +13,8 @@ from tuning_helpers import TINY, counts, wait_for, worker
 
 from MyModules import env, tuning
 from MyModules.data import load_dataset
-from MyModules.study_storage import HEARTBEAT_ATTR, RETRY_OF_ATTR, StorageConfig, open_storage
 from MyModules.train import TrainConfig
+from MyModules.tuning.storage import HEARTBEAT_ATTR, RETRY_OF_ATTR, StorageConfig, open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from MyModules.search_space import SearchSpace
+from MyModules.tuning.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small models so that worker processes finish their trials in a second or two.

@@ -29,7 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from MyModules import data, loader, models, plots, tb_logging, train  # noqa: E402
+from MyModules import data, loader, models, train  # noqa: E402
+from MyModules.viz import plots, tensorboard  # noqa: E402
 
 
 def rebin(h, bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +56,7 @@ def rebin(h, bins: int = 30) -> tuple[np.ndarray, np.ndarray]:
 
 def histogram_figure(log_dir: Path, tags: list[str]) -> plt.Figure:
     """One panel per tag: the histogram of each logged epoch, later epochs darker (as TensorBoard)."""
-    acc = tb_logging.load_events(log_dir)
+    acc = tensorboard.load_events(log_dir)
     fig, axes = plt.subplots(1, len(tags), figsize=(4.6 * len(tags), 3.4), layout="constrained")
     for ax, tag in zip(np.atleast_1d(axes), tags):
         events = acc.Histograms(tag)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         images, _ = next(iter(test_loader))
         torch.manual_seed(config.seed)
         run = work / "runs" / "widenet-overfit"
-        logger = tb_logging.TensorBoardLogger(images=images[:64], activation_layers=["features.1.2"],
+        logger = tensorboard.TensorBoardLogger(images=images[:64], activation_layers=["features.1.2"],
                                               histograms_every=10, graph=False)
         train.fit(models.build_model("widenet", dataset.num_classes), train_loader, test_loader, config, device,
                   run_dir=run, callbacks=[logger], progress=False)

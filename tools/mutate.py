@@ -53,10 +53,10 @@ def m(name: str, path: str, old: str, new: str, *tests: str) -> Mutation:
 
 
 LOADER, TRAIN, METRICS = "MyModules/loader.py", "MyModules/train.py", "MyModules/metrics.py"
-TB, HOOKS, QUANT, MODELS = "MyModules/tb_logging.py", "MyModules/hooks.py", "MyModules/quant.py", "MyModules/models.py"
-CKPT, PLOTS, NBTOOL, DATA = "MyModules/checkpoint.py", "MyModules/plots.py", "tools/notebooks.py", "MyModules/data.py"
+TB, HOOKS, QUANT, MODELS = "MyModules/viz/tensorboard.py", "MyModules/viz/hooks.py", "MyModules/quant/functions.py", "MyModules/models.py"
+CKPT, PLOTS, NBTOOL, DATA = "MyModules/checkpoint.py", "MyModules/viz/plots.py", "tools/notebooks.py", "MyModules/data.py"
 ATOMIC, RUNFOLDER, FORMATS = "MyModules/atomic.py", "MyModules/run_folder.py", "MyModules/formats.py"
-STORAGE, TUNING = "MyModules/study_storage.py", "MyModules/tuning.py"
+STORAGE, TUNING = "MyModules/tuning/storage.py", "MyModules/tuning/objective.py"
 EX01, EX02 = "MyModules/checks/ex01.py", "MyModules/checks/ex02.py"
 EX03, EX04 = "MyModules/checks/ex03.py", "MyModules/checks/ex04.py"
 T_PATH = "tests/test_loader_path.py"

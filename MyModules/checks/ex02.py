@@ -175,7 +175,7 @@ def activation_hook(make_hook) -> None:
 
 def logger(tb_logger, model: nn.Module) -> None:
     """The student's TensorBoardLogger: example images and at least two activation layers of ``model``."""
-    from ..tb_logging import TensorBoardLogger
+    from ..viz.tensorboard import TensorBoardLogger
 
     require_defined(tb_logger, "logger")
     if not isinstance(tb_logger, TensorBoardLogger):
@@ -234,7 +234,7 @@ def _confused_rows(answer) -> list[tuple[str, str, int]]:
 
 def most_confused(fn) -> None:
     """``fn(confusion, classes, k)`` must list the k largest off-diagonal cells as (true, predicted, count)."""
-    from ..plots import most_confused_pairs
+    from ..viz.plots import most_confused_pairs
 
     classes = ["cat", "dog", "bird", "ship"]
     confusion = torch.tensor([[80, 15, 3, 2],  # rows: true class; columns: predicted class

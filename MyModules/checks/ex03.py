@@ -458,7 +458,7 @@ def ready_to_search(suggest_config_fn: Callable, build_model_fn: Callable, base:
 
 def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device | str) -> None:
     """``fn(study, num_classes) -> (best, model)``: the rebuilt model reaches the accuracy the trial recorded."""
-    from ..tuning import evaluate_trial_model
+    from ..tuning.objective import evaluate_trial_model
 
     require_defined(fn, "load_best")
     if not isinstance(study, optuna.Study):

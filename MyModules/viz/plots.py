@@ -25,9 +25,9 @@ import torch
 from matplotlib import font_manager
 from torch import nn
 
+from ..loader import normalize
+from ..metrics import confusion_matrix, normalize_rows, per_class_accuracy
 from .hooks import activations_for, find_module, first_conv_name
-from .loader import normalize
-from .metrics import confusion_matrix, normalize_rows, per_class_accuracy
 
 RIGHT, WRONG = "#1a9850", "#d73027"  # title colours of correct and wrong predictions
 JAPANESE_FONT = "IPAexGothic"  # shipped by matplotlib-fontja (IPA Font License)

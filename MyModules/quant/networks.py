@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .quant import INT8_MAX, INT8_MIN, BinarySign, Int8InFloat, QuantizedConv2d, QuantizedLinear
+from .functions import INT8_MAX, INT8_MIN, BinarySign, Int8InFloat
+from .layers import QuantizedConv2d, QuantizedLinear
 
 
 @dataclass

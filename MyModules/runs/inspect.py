@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from .errors import CourseError
+from ..errors import CourseError
 from .inference import RunFiles, load_model, read_run, run_dataset
-from .metrics import confusion_matrix, per_class_accuracy
-from .summary import model_summary
-from .train import amp_dtype_for, precision_name
+from ..metrics import confusion_matrix, per_class_accuracy
+from ..viz.summary import model_summary
+from ..train import amp_dtype_for, precision_name
 
 
 def _precision(run: RunFiles) -> str:
@@ -41,7 +41,7 @@ def _augment(run: RunFiles) -> str | None:
     recorded = run.recorded("augment")  # summary.json: what the loader did
     if recorded is not None and recorded != "auto":
         return recorded
-    from .loader import resolve_augment
+    from ..loader import resolve_augment
 
     augment = run.config.get("augment")
     return resolve_augment(augment, run.dataset_name) if augment is not None else None

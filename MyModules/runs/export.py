@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import write_bytes
-from .errors import CourseError, DatasetError
+from ..atomic import write_bytes
+from ..errors import CourseError, DatasetError
 from .inference import LoadedModel, Preprocessing, load_model, read_run, test_images
 
 FORMATS = ("onnx", "torchscript")

@@ -38,7 +38,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 def save_trials_csv(study: optuna.Study, path: str | Path) -> Path:
     """Write :func:`trials_table` as CSV (atomically: a worker may be killed at any moment)."""
-    from .atomic import write_text
+    from ..atomic import write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

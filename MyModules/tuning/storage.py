@@ -52,8 +52,8 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import BaseJournalBackend, JournalFileOpenLock
 from optuna.trial import FrozenTrial, TrialState
 
-from . import env
-from .errors import TuningError
+from .. import env
+from ..errors import TuningError
 
 __all__ = ["TuningError", "StudyMismatchError", "TrialLost", "StorageConfig", "Heartbeat", "open_storage",
            "open_study", "fail_stale_trials", "enqueue_retry", "default_study_name", "hide_password",
@@ -192,7 +192,7 @@ class SafeJournalFileBackend(BaseJournalBackend):
                 f.truncate(len(clean))
                 os.fsync(f.fileno())
         else:
-            from .atomic import write_bytes
+            from ..atomic import write_bytes
 
             write_bytes(self.path, clean)
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .train import TrainConfig
+from ..train import TrainConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 

@@ -1,4 +1,4 @@
-"""Quantisers as custom autograd Functions, and layers that use them (session 4, docs/04).
+"""Quantisers as custom autograd Functions, each with its Module (session 4, docs/04).
 
 Each operation is a small ``torch.autograd.Function`` with its forward and backward side by side,
 then an ``nn.Module`` that holds its settings. These are the reference implementations the
@@ -23,7 +23,6 @@ Conventions shared by every quantiser here (the tests in ``tests/test_quant.py``
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 INT8_MIN, INT8_MAX = -128, 127  # two's complement 8-bit range
@@ -264,39 +263,3 @@ class PowerOfTwo(nn.Module):
 
     def extra_repr(self) -> str:
         return f"min_exp={self.min_exp}, max_exp={self.max_exp}"
-
-
-# --- layers whose weights are quantised --------------------------------------------------------
-
-
-def _default_weight_quantizer() -> nn.Module:
-    # PyTorch's default init keeps |w| below 1/sqrt(fan_in) <= 1, so frac=7 (range [-1, 127/128]) fits.
-    return Int8InFloat(frac=MAX_FRAC_INT8)
-
-
-class QuantizedConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that quantises its weight just before each convolution.
-
-    The float weight (the "shadow" weight) is what the optimiser updates; the convolution only
-    ever sees ``quantizer(weight)``. Stride, padding (and padding_mode), dilation, groups and bias
-    behave as in ``nn.Conv2d``; the bias is not quantised (hardware adds it in the wide accumulator).
-    """
-
-    def __init__(self, *args, quantizer: nn.Module | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.quantizer = quantizer if quantizer is not None else _default_weight_quantizer()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # _conv_forward is nn.Conv2d's own path (it also handles padding_mode="reflect" etc.)
-        return self._conv_forward(x, self.quantizer(self.weight), self.bias)
-
-
-class QuantizedLinear(nn.Linear):
-    """``nn.Linear`` that quantises its weight just before the matmul (bias stays float)."""
-
-    def __init__(self, *args, quantizer: nn.Module | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.quantizer = quantizer if quantizer is not None else _default_weight_quantizer()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.quantizer(self.weight), self.bias)

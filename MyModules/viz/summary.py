@@ -48,6 +48,6 @@ def describe(stats) -> str:
 def summarize_models(names: Sequence[str] | None = None, num_classes: int = 10,
                      input_size: Sequence[int] = (1, 3, 32, 32)) -> dict[str, object]:
     """Summaries of the course models (default all of ``models.MODELS``), keyed by name."""
-    from .models import MODELS, build_model
+    from ..models import MODELS, build_model
 
     return {name: model_summary(build_model(name, num_classes), input_size) for name in (names or MODELS)}

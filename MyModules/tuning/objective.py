@@ -40,16 +40,24 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from . import env
-from .atomic import temp_path
-from .checkpoint import has_checkpoint, load_checkpoint, newest_slot
-from .data import Dataset, ImageSet
-from .errors import ConfigError, DivergenceError
-from .loader import make_loaders
-from .models import count_parameters
-from .search_space import SearchSpace, model_from_params, suggest_config, suggest_model
-from .seeding import seed_everything
-from .study_storage import (
+from .. import env
+from ..atomic import temp_path
+from ..checkpoint import has_checkpoint, load_checkpoint, newest_slot
+from ..data import Dataset, ImageSet
+from ..errors import ConfigError, DivergenceError
+from ..loader import make_loaders
+from ..models import count_parameters
+from ..seeding import seed_everything
+from ..train import (
+    Callback,
+    TrainConfig,
+    amp_dtype_for,
+    apply_test_mode,
+    evaluate,
+    fit,
+)
+from .space import SearchSpace, model_from_params, suggest_config, suggest_model
+from .storage import (
     FAIL_REASON_ATTR,
     HEARTBEAT_ATTR,
     RESUME_FROM_ATTR,
@@ -66,14 +74,6 @@ from .study_storage import (
     journal_path,
     open_storage,
     open_study,
-)
-from .train import (
-    Callback,
-    TrainConfig,
-    amp_dtype_for,
-    apply_test_mode,
-    evaluate,
-    fit,
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that count towards n_trials
@@ -161,7 +161,7 @@ class Objective:
     """Optuna's objective: suggest settings and a model, train with ``fit``, return the final test accuracy (%).
 
     ``suggest_config(trial, base) -> TrainConfig`` and ``build_model(trial, num_classes) -> nn.Module``
-    default to :mod:`MyModules.search_space` over ``space``; pass your own to search something else.
+    default to :mod:`MyModules.tuning.space` over ``space``; pass your own to search something else.
     """
 
     dataset: Dataset
@@ -226,7 +226,7 @@ class Objective:
                                                  seed=config.seed)
         callbacks: list[Callback] = [PruningCallback(trial, history)]
         if self.tensorboard:
-            from .tb_logging import TensorBoardLogger
+            from ..viz.tensorboard import TensorBoardLogger
 
             callbacks.append(TensorBoardLogger(graph=False, histograms_every=0,
                                                hparams={"trial": trial.number, **trial.params}))
@@ -481,7 +481,7 @@ def tune(*, dataset: Dataset, device: torch.device | str, course_dir: str | Path
          progress: bool = False, tensorboard: bool = False,
          config: StorageConfig | None = None) -> tuple[optuna.Study, WorkerReport]:
     """One worker of the command line (``python -m MyModules tune``): open the study, run, write the table."""
-    from .study_results import save_trials_csv
+    from .results import save_trials_csv
 
     config = config or StorageConfig.default()
     objective = Objective(dataset, device, Path(runs_dir), base=base, space=space, progress=progress,

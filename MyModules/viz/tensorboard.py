@@ -36,8 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..train import Callback
 from .hooks import activations_for, find_module
-from .train import Callback
 
 TENSORBOARD_FOLDER = "tensorboard"  # sub-folder of a run folder that holds its event files
 EPOCH_TAG = "epoch"  # scalar logged at each epoch's last step; lets a resumed run find that step

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import env
-from .checkpoint import has_checkpoint, load_checkpoint
-from .data import Dataset, load_dataset, to_model_input
-from .errors import CheckpointError, DatasetError, RunFolderError
-from .formats import IMAGE_SUFFIXES, decode_image
-from .loader import normalize
-from .models import MODELS, build_model
+from .. import env
+from ..checkpoint import has_checkpoint, load_checkpoint
+from ..data import Dataset, load_dataset, to_model_input
+from ..errors import CheckpointError, DatasetError, RunFolderError
+from ..formats import IMAGE_SUFFIXES, decode_image
+from ..loader import normalize
+from ..models import MODELS, build_model
 
 RUN_ARGS_NAME = "run.json"  # the command line's arguments (python -m MyModules train)
 
