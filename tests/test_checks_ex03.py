@@ -421,10 +421,18 @@ def other_shape(study, num_classes):
     return best, model
 
 
+def whole_checkpoint(study, num_classes):
+    best = tuning.best_trial(study)
+    model = build_model(optuna.trial.FixedTrial(best.params), num_classes)
+    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"]))  # the whole dict
+    return best, model
+
+
 @pytest.mark.parametrize("wrong, match", [
     (lambda s, n: (tuning.best_trial(s), None), "まだ設定されていません"),  # the template
     (not_loaded, "チェックポイントと違います"),  # the model built but its weights never loaded
-    (other_shape, "エラーになりました"),  # rebuilt with other parameters: load_state_dict refuses
+    (other_shape, "モデルの形が、読み込もうとしている重みと違います"),  # rebuilt with other parameters
+    (whole_checkpoint, "チェックポイント全体 (辞書)"),  # load_state_dict given the checkpoint, not its "model"
     (lambda s, n: load_best(s, n)[1], "2 つを返して"),  # returns the model only
     (lambda s, n: (s.best_trial.params, load_best(s, n)[1]), "FrozenTrial"),  # params instead of the trial
 ])
