@@ -376,6 +376,22 @@ def written_since(folder: Path, since: float) -> dict[str, tuple[int, int]]:
     return groups
 
 
+def remove_empty_folders(parent: str | os.PathLike) -> list[Path]:
+    """Remove the folders directly under ``parent`` that hold nothing at all (a run folder made by a cell
+    that then failed, before training: a blank not filled in yet); returns them."""
+    parent = Path(parent)
+    removed = []
+    if parent.is_dir():
+        for folder in parent.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                try:
+                    folder.rmdir()  # fails harmlessly if another process writes into it right now
+                    removed.append(folder)
+                except OSError:
+                    pass
+    return removed
+
+
 def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
@@ -393,6 +409,7 @@ def finish(course: CourseEnv | None = None, *, verbose: bool = True) -> None:
     if on_drive(folder) and drive_state() != "mounted":
         raise DriveError(f"Google Drive is {drive_state()}: what this notebook wrote in the last minutes may not "
                          "have reached Drive. Re-run the setup cell, then this cell")
+    remove_empty_folders(folder / "runs")  # runs that never started leave nothing among the real ones
     saved = written_since(folder, since)
     flushed = None
     if on_drive(folder):

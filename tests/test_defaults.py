@@ -23,9 +23,6 @@ from MyModules.train import TrainConfig, amp_dtype_for, fit, seed_everything
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
 
 
 def coordinate_set(n: int, size: int = 32) -> data.Dataset:

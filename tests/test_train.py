@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from MyModules import data, env
+from MyModules import env
 from MyModules.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from MyModules.errors import CheckpointError
 from MyModules.loader import make_loaders
 from MyModules.models import Net, WideNet
 from MyModules.train import Callback, TrainConfig, evaluate, fit, seed_everything, train_one_epoch
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
 
 
 @pytest.fixture
