@@ -157,3 +157,20 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic-data")
     load_dataset("synthetic", root, test_mode=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """The generated test-mode ``synthetic`` set (2,500 / 500 learnable images), made once per worker."""
+    from MyModules import data
+
+    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
+
+
+@pytest.fixture(scope="session")
+def course_dataset():
+    """Test-mode CIFAR-10 in this worker's course folder: generated once, before any process that a test
+    starts (a tuning worker, the command line) would otherwise generate it at the same time."""
+    from MyModules import data, env
+
+    return data.load_dataset("cifar10", env.setup(verbose=False).data_dir)

@@ -63,17 +63,7 @@ def new_run_dir(runs_dir: str | Path, name: str) -> Path:
 
 def remove_empty_runs(runs_dir: str | Path) -> list[Path]:
     """Remove the run folders under ``runs_dir`` that hold nothing at all; returns them."""
-    runs_dir = Path(runs_dir)
-    removed = []
-    if runs_dir.is_dir():
-        for folder in runs_dir.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
-                try:
-                    folder.rmdir()  # fails harmlessly if another process writes into it right now
-                    removed.append(folder)
-                except OSError:
-                    pass
-    return removed
+    return env.remove_empty_folders(runs_dir)
 
 
 def remove_unstarted_run(run_dir: Path, written: Sequence[str]) -> None:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fs_fixture import read_only_copy, small_disk, snapshot
 
 from MyModules import data, formats
 from MyModules.__main__ import main
 from MyModules.checkpoint import SLOTS, load_checkpoint
+from tests.support.fs import read_only_copy, small_disk, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--no-progress", "--no-plots", "--no-tensorboard", "--max-steps", "2"]

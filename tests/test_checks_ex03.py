@@ -11,11 +11,10 @@ import optuna
 import pytest
 import torch
 
-from MyModules import env, tuning
+from MyModules import tuning
 from MyModules.checkpoint import load_checkpoint
 from MyModules.checks import CheckFailed
 from MyModules.checks import ex03 as check
-from MyModules.data import load_dataset
 from MyModules.formats import ImageSet
 from MyModules.loader import make_loaders
 from MyModules.train import TrainConfig, evaluate, train_one_epoch
@@ -34,9 +33,6 @@ def fails(fn, *args, match: str) -> str:
     return message
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset("cifar10", env.setup(verbose=False).data_dir)
 
 
 # --- the first objective: a toy function -------------------------------------------------------------
@@ -132,8 +128,8 @@ def hand_objective(trial, train_loader, test_loader, *, report="accuracy", step=
     return values.get(returns)
 
 
-def test_train_objective_passes_on_the_solution(dataset, capsys):
-    check.train_objective(hand_objective, dataset, CPU)
+def test_train_objective_passes_on_the_solution(course_dataset, capsys):
+    check.train_objective(hand_objective, course_dataset, CPU)
     out = capsys.readouterr().out
     assert "✅" in out and "step 1〜3" in out
 
@@ -142,14 +138,14 @@ def test_train_objective_passes_on_the_solution(dataset, capsys):
     dict(step=lambda epoch: epoch, first_epoch=0),  # epochs counted from 0: step 0, 1, 2
     dict(step=lambda epoch: epoch * 100),  # steps as the number of steps trained so far
 ])
-def test_train_objective_passes_other_correct_answers(dataset, variant, capsys):
-    check.train_objective(functools.partial(hand_objective, **variant), dataset, CPU)
+def test_train_objective_passes_other_correct_answers(course_dataset, variant, capsys):
+    check.train_objective(functools.partial(hand_objective, **variant), course_dataset, CPU)
     assert "✅" in capsys.readouterr().out
 
 
-def other_loaders(dataset):
+def other_loaders(course_dataset):
     # The notebook's own loaders (here of 128 images), not the ones passed in.
-    small = dataclasses.replace(dataset, train=ImageSet(dataset.train.images[:128], dataset.train.labels[:128]))
+    small = dataclasses.replace(course_dataset, train=ImageSet(course_dataset.train.images[:128], course_dataset.train.labels[:128]))
     train, test = make_loaders(small, 64, CPU)
     return lambda trial, _train, _test: hand_objective(trial, train, test)
 
@@ -183,20 +179,20 @@ def other_loaders(dataset):
     # returns evaluate's whole dict
     (dict(returns="result"), "辞書を返しています"),
 ])
-def test_train_objective_names_the_mistake(dataset, mistake, match):
-    fails(check.train_objective, functools.partial(hand_objective, **mistake), dataset, CPU, match=match)
+def test_train_objective_names_the_mistake(course_dataset, mistake, match):
+    fails(check.train_objective, functools.partial(hand_objective, **mistake), course_dataset, CPU, match=match)
 
 
-def test_train_objective_refuses_an_objective_that_ignores_its_loaders(dataset):
-    fails(check.train_objective, other_loaders(dataset), dataset, CPU, match="引数の train_loader で学習していません")
+def test_train_objective_refuses_an_objective_that_ignores_its_loaders(course_dataset):
+    fails(check.train_objective, other_loaders(course_dataset), course_dataset, CPU, match="引数の train_loader で学習していません")
 
 
-def test_train_objective_refuses_the_unwritten_blank(dataset):
+def test_train_objective_refuses_the_unwritten_blank(course_dataset):
     def template(trial, train_loader, test_loader):
         raise NotImplementedError("TODO")
 
-    fails(check.train_objective, template, dataset, CPU, match="まだ書かれていません")
-    fails(check.train_objective, None, dataset, CPU, match="まだ設定されていません")
+    fails(check.train_objective, template, course_dataset, CPU, match="まだ書かれていません")
+    fails(check.train_objective, None, course_dataset, CPU, match="まだ設定されていません")
 
 
 # --- the solutions (as in Exercise03/solutions/03_01_optuna.ipynb) ---------------------------------
@@ -390,19 +386,18 @@ def test_ready_to_search_refuses_the_templates_and_passes_the_solutions(capsys):
 # --- load_best ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def searched(tmp_path_factory):
-    dataset = load_dataset("cifar10", env.setup(verbose=False).data_dir)
+def searched(tmp_path_factory, course_dataset):
     folder = tmp_path_factory.mktemp("ex03")
-    objective = tuning.Objective(dataset, "cpu", folder / "runs", base=BASE, space=None,
+    objective = tuning.Objective(course_dataset, "cpu", folder / "runs", base=BASE, space=None,
                                  suggest_config=suggest_config, build_model=build_model)
     study = tuning.study_for(objective, course_dir=folder, prefix="ex03", pruner=optuna.pruners.NopPruner())
     tuning.run_worker(study, objective, n_trials=2, verbose=False)
-    return study, dataset
+    return study, course_dataset
 
 
 def test_load_best_passes_on_the_solution(searched, capsys):
-    study, dataset = searched
-    check.load_best(load_best, study, dataset, "cpu")
+    study, course_dataset = searched
+    check.load_best(load_best, study, course_dataset, "cpu")
     assert "記録どおり" in capsys.readouterr().out
 
 
@@ -426,27 +421,35 @@ def other_shape(study, num_classes):
     return best, model
 
 
+def whole_checkpoint(study, num_classes):
+    best = tuning.best_trial(study)
+    model = build_model(optuna.trial.FixedTrial(best.params), num_classes)
+    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"]))  # the whole dict
+    return best, model
+
+
 @pytest.mark.parametrize("wrong, match", [
     (lambda s, n: (tuning.best_trial(s), None), "まだ設定されていません"),  # the template
     (not_loaded, "チェックポイントと違います"),  # the model built but its weights never loaded
-    (other_shape, "エラーになりました"),  # rebuilt with other parameters: load_state_dict refuses
+    (other_shape, "モデルの形が、読み込もうとしている重みと違います"),  # rebuilt with other parameters
+    (whole_checkpoint, "チェックポイント全体 (辞書)"),  # load_state_dict given the checkpoint, not its "model"
     (lambda s, n: load_best(s, n)[1], "2 つを返して"),  # returns the model only
     (lambda s, n: (s.best_trial.params, load_best(s, n)[1]), "FrozenTrial"),  # params instead of the trial
 ])
 def test_load_best_names_the_mistake(searched, wrong, match):
-    study, dataset = searched
-    fails(check.load_best, wrong, study, dataset, "cpu", match=match)
+    study, course_dataset = searched
+    fails(check.load_best, wrong, study, course_dataset, "cpu", match=match)
 
 
 def test_load_best_catches_a_trial_that_is_not_the_best(searched):
-    study, dataset = searched
+    study, course_dataset = searched
     if len({t.value for t in study.trials}) == 1:
         pytest.skip("both trials scored the same: there is no worse trial to pick")
-    fails(check.load_best, last_trial, study, dataset, "cpu", match="最良の試行 #")
+    fails(check.load_best, last_trial, study, course_dataset, "cpu", match="最良の試行 #")
 
 
 def test_load_best_without_a_study_or_trials_says_what_to_run(tmp_path, searched):
-    _, dataset = searched
-    fails(check.load_best, load_best, None, dataset, "cpu", match="study ではありません")
+    _, course_dataset = searched
+    fails(check.load_best, load_best, None, course_dataset, "cpu", match="study ではありません")
     empty = optuna.create_study(direction="maximize")
-    fails(check.load_best, load_best, empty, dataset, "cpu", match="完了した試行がありません")
+    fails(check.load_best, load_best, empty, course_dataset, "cpu", match="完了した試行がありません")

@@ -12,11 +12,11 @@ import onnx  # the export extra, part of .[dev]
 import onnxruntime as ort
 import pytest
 import torch
-from run_fixtures import GrayNet, cli, gray_run, in_process, trained_run
 
 from MyModules.data import load_dataset
 from MyModules.runs.export import check_export, export_onnx
 from MyModules.runs.inference import load_model
+from tests.support.runs import GrayNet, cli, gray_run, in_process, trained_run
 
 
 def pytorch_logits(loaded, uint8_images: torch.Tensor) -> np.ndarray:

@@ -109,9 +109,6 @@ def test_not_an_image_and_a_bomb_are_named(tmp_path):
         formats.decode_image(big, 32, 3)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return data.load_dataset("synthetic", tmp_path_factory.mktemp("d"), test_mode=True)
 
 
 def short_run(dataset, run_dir, **config):

@@ -22,9 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GLOSSARY = ROOT / "docs" / "glossary.md"
 
 # Files allowed to keep some variants for now (file -> variants); empty: every file follows the glossary.
-PENDING: dict[str, set[str]] = {
-    "docs/01_preparation.md": {'チェックのセル'},  # in section 4 (troubleshooting), being rewritten for the Colab issue
-}
+PENDING: dict[str, set[str]] = {}
 
 
 def glossary_rules() -> list[tuple[str, list[str], list[str]]]:

@@ -10,12 +10,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from run_fixtures import cli, gray_run, in_process, native_test_images, trained_run, write_pngs
 
 from MyModules.data import CIFAR10_CLASSES, MNIST_CLASSES, load_dataset
 from MyModules.errors import CheckpointError, RunFolderError
 from MyModules.models import Net
 from MyModules.runs.inference import load_model, predict, read_image
+from tests.support.runs import (
+    cli,
+    gray_run,
+    in_process,
+    native_test_images,
+    trained_run,
+    write_pngs,
+)
 
 
 def parse(stdout: str) -> dict[str, list[tuple[str, float]]]:
@@ -130,7 +137,7 @@ def test_cli_predict_reports_each_broken_file_once_and_goes_on(tmp_path):
 
 
 def test_a_one_channel_run_of_a_users_own_model(tmp_path):
-    from run_fixtures import GrayNet
+    from tests.support.runs import GrayNet
 
     run = gray_run()
     with pytest.raises(CheckpointError, match="model="):

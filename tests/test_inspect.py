@@ -9,11 +9,11 @@ import shutil
 
 import pytest
 import torch
-from run_fixtures import cli, in_process, killed_run, resumed_run, trained_run
 
 from MyModules.checkpoint import load_checkpoint
 from MyModules.data import CIFAR10_CLASSES, load_dataset
 from MyModules.runs.inspect import describe_run
+from tests.support.runs import cli, in_process, killed_run, resumed_run, trained_run
 
 
 def inspect_json(run) -> dict:

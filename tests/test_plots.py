@@ -10,7 +10,6 @@ import torch
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from MyModules import data
 from MyModules.loader import make_loaders, normalize
 from MyModules.models import Net, WideNet
 from MyModules.train import TrainConfig, evaluate, fit
@@ -32,9 +31,6 @@ from MyModules.viz.plots import (
 CLASSES = [f"c{i}" for i in range(5)]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
 
 
 @pytest.fixture(autouse=True)
@@ -212,12 +208,33 @@ def _glyph_warnings(family=None) -> list[str]:
 def test_japanese_labels_render_without_missing_glyphs():
     from MyModules.viz import plots
 
-    assert plots.use_japanese_font()
-    assert _glyph_warnings() == []
+    before = dict(plt.rcParams)
+    try:
+        assert plots.use_japanese_font()
+        assert _glyph_warnings() == []
+    finally:
+        plt.rcParams.update(before)
+
+
+def test_importing_plots_changes_no_matplotlib_setting_and_its_figures_still_speak_japanese():
+    import subprocess
+    import sys
+
+    script = ("import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+              "before = dict(plt.rcParams); from MyModules.viz import plots; "
+              "assert dict(plt.rcParams) == before, 'import changed rcParams'; "
+              "fig = plots.plot_learning_curves([{'epoch': 1, 'train_loss': 1.0, 'test_loss': 1.0, "
+              "'train_accuracy': 50.0, 'test_accuracy': 50.0}], title='学習曲線 (正解率)'); "
+              "assert dict(plt.rcParams) == before, 'a plot changed rcParams'; "
+              "import warnings; warnings.simplefilter('error'); fig.canvas.draw(); print('ok')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip().endswith("ok"), done.stderr[-2000:]
 
 
 def test_the_glyph_check_sees_missing_glyphs_in_a_latin_only_font():
-    from MyModules.viz import plots  # noqa: F401 - the course font is set, but DejaVu Sans is asked for by name
+    from MyModules.viz import plots
+
+    plots.use_japanese_font()  # the course font is there, but DejaVu Sans is asked for by name
 
     missing = _glyph_warnings(family="DejaVu Sans")
     assert missing and all("CJK UNIFIED IDEOGRAPH" in m or "KATAKANA" in m or "HIRAGANA" in m for m in missing), missing

@@ -18,9 +18,6 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from pg_fixture import find_client, postgres_server  # noqa: F401  (pytest fixture)
-from run_fixtures import in_process, native_test_images, trained_run, write_pngs
-from tuning_helpers import TINY, TINY_ARGS
 
 from MyModules import env, tuning
 from MyModules.checkpoint import has_checkpoint
@@ -30,6 +27,9 @@ from MyModules.runs.inference import load_model, predict
 from MyModules.train import TrainConfig
 from MyModules.tuning import results as study_results
 from MyModules.tuning.storage import RETRY_OF_ATTR, StorageConfig, enqueue_retry, open_storage
+from tests.support.pg import find_client, postgres_server  # noqa: F401  (pytest fixture)
+from tests.support.runs import in_process, native_test_images, trained_run, write_pngs
+from tests.support.tuning import TINY, TINY_ARGS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -23,14 +23,14 @@ from urllib.parse import quote, unquote
 import optuna
 import pytest
 from optuna.trial import TrialState
-from pg_fixture import add_mysql_user, add_postgres_user, mysql_url, postgres_server  # noqa: F401  (fixtures)
-from run_fixtures import ROOT, in_process
-from tuning_helpers import TINY_ARGS, wait_for
 
 from MyModules.__main__ import main
 from MyModules.errors import TuningError
 from MyModules.tuning import storage as study_storage
 from MyModules.tuning.storage import StorageConfig, StorageURLError, hide_password, open_storage
+from tests.support.pg import add_mysql_user, add_postgres_user, mysql_url, postgres_server  # noqa: F401  (fixtures)
+from tests.support.runs import ROOT, in_process
+from tests.support.tuning import TINY_ARGS, wait_for
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

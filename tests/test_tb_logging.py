@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from MyModules import data
 from MyModules.loader import make_loaders
 from MyModules.models import WideNet
 from MyModules.train import Callback, TrainConfig, fit
@@ -29,9 +28,6 @@ EPOCH_SCALARS = ["loss/train", "loss/test", "accuracy/train", "accuracy/test", "
 RUNNING_SCALARS = ["loss/train_running", "accuracy/train_running"]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return data.load_dataset("synthetic", tmp_path_factory.mktemp("data"), test_mode=True)
 
 
 def expected_histograms(model: nn.Module) -> set[str]:

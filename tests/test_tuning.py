@@ -16,13 +16,10 @@ import pandas as pd
 import pytest
 import torch
 from optuna.trial import TrialState
-from pg_fixture import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
-from tuning_helpers import TINY, TINY_ARGS, counts, worker
 
 from MyModules import env, tuning
 from MyModules.__main__ import main
 from MyModules.checkpoint import load_checkpoint
-from MyModules.data import load_dataset
 from MyModules.train import TrainConfig
 from MyModules.tuning import objective
 from MyModules.tuning.results import plot_study, save_trials_csv, trials_table
@@ -40,14 +37,12 @@ from MyModules.tuning.storage import (
     open_storage,
     open_study,
 )
+from tests.support.pg import postgres_server, postgres_url  # noqa: F401  (pytest fixtures)
+from tests.support.tuning import TINY, TINY_ARGS, counts, worker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    # Generated once here, before any worker process starts (they would all generate it at once).
-    return load_dataset("cifar10", env.setup(verbose=False).data_dir)
 
 
 # --- search space -------------------------------------------------------------------------------
@@ -83,13 +78,13 @@ def test_suggest_config_log_lr_and_each_optimiser_its_own_parameter():
 
 # --- study names and storage ---------------------------------------------------------------------
 
-def test_default_study_name_follows_the_search_and_a_reused_name_is_refused(tmp_path, dataset):
-    a = tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=TINY)
-    b = tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=SearchSpace(widths=(8, 16)))
-    c = tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=3), space=TINY)
+def test_default_study_name_follows_the_search_and_a_reused_name_is_refused(tmp_path, course_dataset):
+    a = tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=TINY)
+    b = tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=SearchSpace(widths=(8, 16)))
+    c = tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=3), space=TINY)
     names = {default_study_name(o.identity()) for o in (a, b, c)}
     assert len(names) == 3 and default_study_name(a.identity()) == default_study_name(
-        tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=TINY).identity())
+        tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=2), space=TINY).identity())
     storage = open_storage(tmp_path / "s.journal")
     open_study(storage, "mine", a.identity())
     open_study(storage, "mine", a.identity())  # the same search continues
@@ -121,8 +116,8 @@ def test_surplus_trial_is_the_one_that_asked_last():
 
 # --- objective, resume, reload --------------------------------------------------------------------
 
-def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, dataset):
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=2), space=TINY)
+def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, course_dataset):
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=2), space=TINY)
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=optuna.pruners.NopPruner())
     tuning.run_worker(study, objective, n_trials=2, verbose=False)
     # A new process (a new Colab runtime) opens the same name and storage and continues.
@@ -131,8 +126,8 @@ def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, d
     tuning.run_worker(again, objective, n_trials=3, verbose=False)
     assert counts(again)["COMPLETE"] == 3 and len(again.trials) == 3
     best = tuning.best_trial(again)
-    model = tuning.load_trial_model(best, dataset.num_classes, space=TINY, device="cpu")
-    assert tuning.evaluate_trial_model(model, dataset, "cpu") == pytest.approx(best.value, abs=1e-9)
+    model = tuning.load_trial_model(best, course_dataset.num_classes, space=TINY, device="cpu")
+    assert tuning.evaluate_trial_model(model, course_dataset, "cpu") == pytest.approx(best.value, abs=1e-9)
     assert list(best.intermediate_values) == [1, 2] and best.intermediate_values[2] == best.value
 
     table = trials_table(again)
@@ -143,8 +138,8 @@ def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, d
     assert {"history", "parallel", "slice", "intermediate"} <= set(plot_study(again))
 
 
-def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=2), space=TINY)
+def test_pruned_trial_keeps_its_checkpoint(tmp_path, course_dataset):
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=2), space=TINY)
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=tuning.make_pruner("threshold", lower=101.0))
     tuning.run_worker(study, objective, n_trials=1, verbose=False)
     (trial,) = study.trials
@@ -154,12 +149,15 @@ def test_pruned_trial_keeps_its_checkpoint(tmp_path, dataset):
 
 
 def test_test_mode_caps_a_study():
-    assert env.test_mode() and tuning.capped_trials(100) == env.TEST_MODE_LIMITS.trials
+    limits = env.test_limits()
+    assert limits is env.TEST_MODE_LIMITS  # conftest turns test mode on
+    assert (tuning.capped_trials(100, limits), tuning.capped_trials(2, limits)) == (limits.trials, 2)
+    assert tuning.capped_trials(100, None) == 100  # outside test mode
 
 
 # --- worker processes --------------------------------------------------------------------------------
 
-def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, dataset):
+def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path, course_dataset):
     journal = tmp_path / "kill.journal"
     # Wider layers than TINY's: an epoch takes long enough (~1 s) to be caught between two reports.
     args = ["--storage", str(journal), "--study", "kill-test", "--n-trials", "3", "--pruner", "none",
@@ -205,7 +203,7 @@ def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path,
           f"{retry.number} ({retry.state.name}, {retry.duration.total_seconds():.1f} s); final {c}")
 
 
-def test_workers_on_postgres_finish_exactly_the_requested_trials(postgres_url, dataset):  # noqa: F811
+def test_workers_on_postgres_finish_exactly_the_requested_trials(postgres_url, course_dataset):  # noqa: F811
     n_workers, n_trials = 3, env.TEST_MODE_LIMITS.trials
     args = ["--storage", postgres_url, "--study", "parallel-test", "--n-trials", str(n_trials)]
     workers = [worker(args) for _ in range(n_workers)]
@@ -220,5 +218,5 @@ def test_workers_on_postgres_finish_exactly_the_requested_trials(postgres_url, d
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers)))  # no trial lost or written twice
     best = tuning.best_trial(study)
-    model = tuning.load_trial_model(best, dataset.num_classes, space=TINY, device="cpu")
-    assert tuning.evaluate_trial_model(model, dataset, "cpu") == pytest.approx(best.value, abs=1e-9)
+    model = tuning.load_trial_model(best, course_dataset.num_classes, space=TINY, device="cpu")
+    assert tuning.evaluate_trial_model(model, course_dataset, "cpu") == pytest.approx(best.value, abs=1e-9)

@@ -6,23 +6,19 @@ from __future__ import annotations
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tuning_helpers import TINY, TINY_ARGS
 
-from MyModules import env, tuning
+from MyModules import tuning
 from MyModules.__main__ import main
-from MyModules.data import load_dataset
 from MyModules.errors import ConfigError, TuningError
 from MyModules.train import TrainConfig
 from MyModules.tuning.results import MAX_WIDTH_INCHES, plot_study
 from MyModules.tuning.space import SearchSpace
 from MyModules.tuning.storage import FAIL_REASON_ATTR, driver_advice, hide_password, open_storage
+from tests.support.tuning import TINY, TINY_ARGS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset("cifar10", env.setup(verbose=False).data_dir)
 
 
 def one_line_error(capsys) -> str:
@@ -37,7 +33,7 @@ def test_storage_naming_a_folder_is_refused_in_one_line(tmp_path, capsys):
     assert "is a folder" in err and f"{tmp_path}/study.journal" in err
 
 
-def test_conv_blocks_that_do_not_fit_are_refused_before_any_trial(tmp_path, capsys, dataset):
+def test_conv_blocks_that_do_not_fit_are_refused_before_any_trial(tmp_path, capsys, course_dataset):
     args = ["tune", "--conv-blocks", "9", "9", "--course-dir", str(tmp_path), "--storage",
             str(tmp_path / "s.journal"), "--device", "cpu"]
     assert main(args) == 2
@@ -46,8 +42,8 @@ def test_conv_blocks_that_do_not_fit_are_refused_before_any_trial(tmp_path, caps
     assert not (tmp_path / "s.journal").exists() or not optuna.get_all_study_summaries(
         open_storage(tmp_path / "s.journal"))  # refused before the study was even created
     with pytest.raises(ConfigError):
-        tuning.Objective(dataset, "cpu", tmp_path, space=SearchSpace(conv_blocks=(1, 6)))
-    tuning.Objective(dataset, "cpu", tmp_path, space=SearchSpace(conv_blocks=(1, 5)))  # 32 -> 1 pixel fits
+        tuning.Objective(course_dataset, "cpu", tmp_path, space=SearchSpace(conv_blocks=(1, 6)))
+    tuning.Objective(course_dataset, "cpu", tmp_path, space=SearchSpace(conv_blocks=(1, 5)))  # 32 -> 1 pixel fits
 
 
 def test_sqlite_is_refused_as_a_path_and_as_a_url(tmp_path, capsys):
@@ -108,8 +104,8 @@ def test_missing_driver_names_the_package_to_install(tmp_path, capsys):
     assert "pip install pg8000" in err and "secret" not in err
 
 
-def test_plots_include_parallel_coordinates_at_readable_sizes(tmp_path, dataset):
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=SearchSpace(
+def test_plots_include_parallel_coordinates_at_readable_sizes(tmp_path, course_dataset):
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=SearchSpace(
         widths=(8,), conv_blocks=(1, 2), layers_per_block=(1, 2), fc_layers=(0, 1), fc_units=(32,)))
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=optuna.pruners.NopPruner())
     tuning.run_worker(study, objective, n_trials=3, verbose=False)
@@ -123,11 +119,11 @@ def test_plots_include_parallel_coordinates_at_readable_sizes(tmp_path, dataset)
     assert len(figures["slice"].axes) <= 4 + 1  # the four most important parameters (+ a colour bar)
 
 
-def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, dataset):
+def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, course_dataset):
     # An SGD learning rate of 1e4 makes the loss overflow in the first steps.
     space = SearchSpace(lr=(1e4, 1e4), optimizers=("sgd",), widths=(8,), conv_blocks=(1, 1),
                         layers_per_block=(1, 1), fc_layers=(0, 0))
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=space)
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=space)
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=optuna.pruners.NopPruner())
     report = tuning.run_worker(study, objective, n_trials=1, verbose=False, timeout=3)  # every trial fails
     first = study.trials[0]
@@ -136,6 +132,6 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
     assert report.trials_run >= 1
 
 
-def test_tiny_search_space_study_still_opens(tmp_path, dataset):
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=TINY)
+def test_tiny_search_space_study_still_opens(tmp_path, course_dataset):
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=TINY)
     assert tuning.study_for(objective, course_dir=tmp_path).study_name.startswith("study-cifar10-test-")

@@ -21,7 +21,6 @@ import optuna
 import pytest
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from tuning_helpers import ROOT, TINY, counts, wait_for, worker
 
 from MyModules import env, tuning
 from MyModules.data import load_dataset
@@ -38,13 +37,11 @@ from MyModules.tuning.storage import (
     open_storage,
     open_study,
 )
+from tests.support.tuning import ROOT, TINY, counts, wait_for, worker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return load_dataset("cifar10", env.setup(verbose=False).data_dir)
 
 
 def load(journal: Path, name: str) -> optuna.Study:
@@ -57,8 +54,8 @@ def running_with_epochs(journal: Path, name: str, epochs: int = 1):
     return [t for t in study.get_trials() if t.state == TrialState.RUNNING and len(t.intermediate_values) >= epochs]
 
 
-def test_torn_journal_tail_is_set_aside_and_every_complete_operation_stays(tmp_path, dataset, capfd):
-    objective = tuning.Objective(dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=TINY)
+def test_torn_journal_tail_is_set_aside_and_every_complete_operation_stays(tmp_path, course_dataset, capfd):
+    objective = tuning.Objective(course_dataset, "cpu", tmp_path / "runs", base=TrainConfig(epochs=1), space=TINY)
     study = tuning.study_for(objective, course_dir=tmp_path, pruner=optuna.pruners.NopPruner())
     tuning.run_worker(study, objective, n_trials=2, verbose=False)
     journal = tmp_path / "studies" / f"{study.study_name}.journal"
@@ -97,7 +94,7 @@ def test_torn_journal_tail_is_set_aside_and_every_complete_operation_stays(tmp_p
 WIDE = dataclasses.replace(TINY, widths=(128,))  # the space of the workers given --widths 128
 
 
-def test_frozen_worker_wakes_up_and_cannot_touch_the_retry_results(tmp_path, dataset):
+def test_frozen_worker_wakes_up_and_cannot_touch_the_retry_results(tmp_path, course_dataset):
     journal, name = tmp_path / "zombie.journal", "zombie-test"
     # Wider layers than TINY's: an epoch then takes long enough (~1 s) to be caught between two reports.
     args = ["--storage", str(journal), "--study", name, "--n-trials", "2", "--pruner", "none",
@@ -172,7 +169,7 @@ def test_trial_that_died_before_its_first_heartbeat_is_failed_and_retried(tmp_pa
     assert retry.state == TrialState.WAITING and retry.params == {} and retry.user_attrs["retries"] == 1
 
 
-def test_ctrl_c_then_the_same_command_retries_the_interrupted_trial(tmp_path, dataset):
+def test_ctrl_c_then_the_same_command_retries_the_interrupted_trial(tmp_path, course_dataset):
     journal, name = tmp_path / "int.journal", "interrupt-test"
     # Wider layers than TINY's: an epoch then takes long enough (~1 s) to be caught between two reports.
     args = ["--storage", str(journal), "--study", name, "--n-trials", "2", "--pruner", "none",
@@ -261,7 +258,7 @@ def test_run_worker_beats_for_a_trial_that_trains_longer_than_the_grace_period(t
     assert judged == [] and [t.state for t in watcher.get_trials()] == [TrialState.COMPLETE]
 
 
-def test_study_name_follows_your_own_functions(tmp_path, dataset):
+def test_study_name_follows_your_own_functions(tmp_path, course_dataset):
     def config_a(trial, base):
         return suggest_config(trial, TINY, base)
 
@@ -283,12 +280,12 @@ def test_study_name_follows_your_own_functions(tmp_path, dataset):
     model_c = model
 
     def name(**kw):
-        o = tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=1), space=None,
+        o = tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=1), space=None,
                              suggest_config=config_a, **kw)
         return default_study_name(o.identity())
 
     assert name(build_model=model_a) == name(build_model=model_b)
     assert name(build_model=model_a) != name(build_model=model_c)
-    default = default_study_name(tuning.Objective(dataset, "cpu", tmp_path, base=TrainConfig(epochs=1),
+    default = default_study_name(tuning.Objective(course_dataset, "cpu", tmp_path, base=TrainConfig(epochs=1),
                                                   space=TINY).identity())
     assert default not in (name(build_model=model_a), name(build_model=model_c))

@@ -48,8 +48,22 @@ def call_student(fn: Callable[..., Any], *args: Any, what: str = "このコー�
         fail(f"{what}はまだ書かれていません (NotImplementedError)。",
              "TODO の行を消して、自分のコードを書いてから、そのセルをもう一度実行してください。")
     except Exception as e:  # noqa: BLE001 - any crash in student code becomes a hint
-        fail(f"{what}を実行するとエラーになりました: {type(e).__name__}: {e}",
-             "エラーメッセージの最後の行を読んで、形 (shape) や引数を確かめてください。")
+        fail(f"{what}を実行するとエラーになりました: {type(e).__name__}: {e}", known_mistake(e)
+             or "エラーメッセージの最後の行を読んで、形 (shape) や引数を確かめてください。")
+    return None
+
+
+def known_mistake(error: BaseException) -> str | None:
+    """Japanese words for a PyTorch error whose cause students get wrong in the same few ways, or None."""
+    text = str(error)
+    if isinstance(error, RuntimeError) and "Unexpected key(s) in state_dict" in text and '"model"' in text:
+        return ("load_state_dict にチェックポイント全体 (辞書) を渡しています。チェックポイントにはオプティマイザや"
+                "エポックも入っているので、重みの部分 state['model'] を渡してください。")
+    if isinstance(error, RuntimeError) and "size mismatch for" in text:
+        return ("作ったモデルの形が、読み込もうとしている重みと違います。重みを保存したときと同じ設定 "
+                "(試行なら FixedTrial(best.params)) でモデルを作ってから load_state_dict してください。")
+    if isinstance(error, RuntimeError) and "Expected all tensors to be on the same device" in text:
+        return "モデルとデータが別の装置 (CPU と GPU) にあります。どちらも .to(device) で同じ装置に移してください。"
     return None
 
 

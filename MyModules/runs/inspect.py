@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from ..errors import CourseError
-from .inference import RunFiles, load_model, read_run, run_dataset
 from ..metrics import confusion_matrix, per_class_accuracy
-from ..viz.summary import model_summary
 from ..train import amp_dtype_for, precision_name
+from ..viz.summary import model_summary
+from .inference import RunFiles, load_model, read_run, run_dataset
 
 
 def _precision(run: RunFiles) -> str:

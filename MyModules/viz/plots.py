@@ -17,6 +17,7 @@ Every ``plot_*`` returns the ``Figure``.
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,27 +34,45 @@ RIGHT, WRONG = "#1a9850", "#d73027"  # title colours of correct and wrong predic
 JAPANESE_FONT = "IPAexGothic"  # shipped by matplotlib-fontja (IPA Font License)
 
 
-def use_japanese_font() -> bool:
-    """Let matplotlib draw Japanese text: the default sans-serif fonts first, IPAexGothic after them.
+def _japanese_rc() -> dict | None:
+    """rcParams under which Japanese text renders: the default sans-serif fonts first, IPAexGothic after.
 
-    The font file comes with the ``matplotlib-fontja`` wheel (a dependency of the course), so Colab
-    and a local install get the same glyphs without system fonts. Returns False, changing nothing, when the package
-    is missing (then Japanese labels show as boxes: ``pip install matplotlib-fontja``).
+    The font file comes with the ``matplotlib-fontja`` wheel (a dependency of the course), so Colab and
+    a local install get the same glyphs without system fonts. None when the package is missing (then
+    Japanese labels show as boxes: ``pip install matplotlib-fontja``).
     """
     try:
-        from matplotlib_fontja import get_font_ttf_path  # importing it also sets font.family
+        with plt.rc_context():  # importing matplotlib_fontja sets font.family: undo that
+            from matplotlib_fontja import get_font_ttf_path
     except ImportError:
-        return False
-    font_manager.fontManager.addfont(get_font_ttf_path())
+        return None
+    if JAPANESE_FONT not in {f.name for f in font_manager.fontManager.ttflist}:
+        font_manager.fontManager.addfont(get_font_ttf_path())  # registers the file; changes no setting
     # Last in the list: Latin text keeps the default font (figures stay as committed), and only the
     # glyphs the default font lacks (Japanese) come from IPAexGothic (matplotlib's per-glyph fallback).
-    latin = [f for f in plt.rcParams["font.sans-serif"] if f != JAPANESE_FONT]
-    plt.rcParams["font.sans-serif"] = [*latin, JAPANESE_FONT]
-    plt.rcParams["font.family"] = [*latin[:1], JAPANESE_FONT]  # fallback needs the families named here
+    # The families are named (not "sans-serif"), so the figure keeps them when it is drawn later.
+    latin = [f for f in plt.rcParamsDefault["font.sans-serif"] if f != JAPANESE_FONT]
+    return {"font.sans-serif": [*latin, JAPANESE_FONT], "font.family": [*latin[:1], JAPANESE_FONT]}
+
+
+def use_japanese_font() -> bool:
+    """Let every later matplotlib figure draw Japanese text (for your own plots; the course's plot
+    functions do it for their figures only, without changing your settings). False if the font is missing."""
+    rc = _japanese_rc()
+    if rc is None:
+        return False
+    plt.rcParams.update(rc)
     return True
 
 
-use_japanese_font()
+def with_japanese_font(plot):
+    """Decorator: the figure ``plot`` makes can hold Japanese text; matplotlib's settings are left as they were."""
+    @functools.wraps(plot)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(_japanese_rc() or {}):
+            return plot(*args, **kwargs)
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,6 +127,7 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
 
 
+@with_japanese_font
 def plot_learning_curves(history: str | Path | Sequence[dict], title: str | None = None) -> plt.Figure:
     """Loss and accuracy per epoch, train vs test; ``history`` is ``fit(...).history`` or a
     ``metrics.csv`` / run folder path. Adds a learning-rate panel when the rows have ``lr``."""
@@ -147,6 +167,7 @@ def plot_learning_curves(history: str | Path | Sequence[dict], title: str | None
 # Confusion matrix
 # ----------------------------------------------------------------------------------------------
 
+@with_japanese_font
 def plot_confusion_matrix(confusion: torch.Tensor, classes: Sequence[str], normalize: bool = True,
                           title: str | None = None) -> plt.Figure:
     """Rows = true class, columns = predicted class; ``normalize`` shows each row as fractions
@@ -214,6 +235,7 @@ def _show(ax, image: torch.Tensor) -> None:
     ax.set_yticks([])
 
 
+@with_japanese_font
 def plot_predictions(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor, classes: Sequence[str],
                      indices: Sequence[int] | torch.Tensor | None = None, n: int = 16, ncols: int = 8,
                      title: str | None = None) -> plt.Figure:
@@ -247,6 +269,7 @@ def plot_predictions(images: torch.Tensor, labels: torch.Tensor, probs: torch.Te
 # Inside the network: filters and feature maps
 # ----------------------------------------------------------------------------------------------
 
+@with_japanese_font
 def plot_filters(model: nn.Module, layer: str | None = None, max_filters: int = 64) -> plt.Figure:
     """The filters of ``layer`` (default: the first conv) as RGB images, each scaled to its own
     min..max (so mid-grey is 0 only when the filter is symmetric). Colour edges and blobs after
@@ -274,6 +297,7 @@ def plot_filters(model: nn.Module, layer: str | None = None, max_filters: int = 
     return fig
 
 
+@with_japanese_font
 def plot_feature_maps(model: nn.Module, image: torch.Tensor, mean: Sequence[float], std: Sequence[float],
                       layer: str | None = None, device: torch.device | str = "cpu",
                       max_maps: int = 32) -> plt.Figure:

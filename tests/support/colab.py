@@ -187,6 +187,9 @@ def colab_problems(colab: EmulatedColab, nb) -> list[str]:
             problems.append(f"bytecode written into Drive: {path}")
         if path.is_symlink():
             problems.append(f"a symbolic link written into Drive: {path}")
+    runs = cloud / "pytorch-course" / "runs"
+    if runs.is_dir():
+        problems += [f"an empty run folder left on Drive: {p.name}" for p in runs.iterdir() if p.is_dir() and not any(p.iterdir())]
     for path in walk(cache):  # everything written reached the student's Drive
         if path.is_file():
             uploaded = cloud / path.relative_to(cache)

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from MyModules.tuning.space import SearchSpace
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 # Small models so that worker processes finish their trials in a second or two.
 TINY = SearchSpace(widths=(8,), conv_blocks=(1, 2), layers_per_block=(1, 1), fc_layers=(0, 1), fc_units=(32,))
 TINY_ARGS = ["--widths", "8", "--conv-blocks", "1", "2", "--layers-per-block", "1", "1",

@@ -29,7 +29,7 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 QUIET = ["--no-progress", "--no-plots", "--no-tensorboard"]
 
 
