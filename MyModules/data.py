@@ -56,9 +56,7 @@ ARCHIVES = {
     "fashionmnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (4 files *-ubyte.gz)",
 }
 
-# Sizes of the generated data in test mode.
-TEST_TRAIN_SIZE = env.TEST_MODE_LIMITS.train_size
-TEST_TEST_SIZE = env.TEST_MODE_LIMITS.test_size
+# Sizes of the generated data: in test mode env.TestModeLimits.train_size / test_size; for
 # --dataset synthetic outside test mode (the README's offline check): 10 epochs are 790 steps, so the
 # default recipe is judged after as many steps as a real run takes to leave chance (RESULTS.md).
 SYNTHETIC_SIZES = (10_000, 2_000)
@@ -135,8 +133,7 @@ def make_synthetic(n: int, num_classes: int = 10, image_size: int = 32, seed: in
     return images, labels.astype(np.int64)
 
 
-def generate_test_data(name: str, root: Path, seed: int = 0,
-                       train_size: int = TEST_TRAIN_SIZE, test_size: int = TEST_TEST_SIZE) -> Path:
+def generate_test_data(name: str, root: Path, seed: int = 0, *, train_size: int, test_size: int) -> Path:
     """Write generated data for dataset ``name`` under ``root`` in that dataset's own layout.
 
     The files are written into a temporary folder and moved into place, so several processes
@@ -220,7 +217,7 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float,
 
 
 def _load_cifar(name: str, root: Path, generated: bool, download: bool,
-                sizes: tuple[int, int] = (TEST_TRAIN_SIZE, TEST_TEST_SIZE)) -> tuple[ImageSet, ImageSet, list[str]]:
+                sizes: tuple[int, int]) -> tuple[ImageSet, ImageSet, list[str]]:
     variant = "cifar100" if name == "cifar100" else "cifar10"
     folder = root / ("cifar-100-python" if variant == "cifar100" else "cifar-10-batches-py")
     if not folder.exists():
@@ -234,11 +231,12 @@ def _load_cifar(name: str, root: Path, generated: bool, download: bool,
     return read_cifar(folder, variant)
 
 
-def _load_mnist(name: str, root: Path, generated: bool, download: bool) -> tuple[ImageSet, ImageSet, list[str]]:
+def _load_mnist(name: str, root: Path, generated: bool, download: bool,
+                sizes: tuple[int, int]) -> tuple[ImageSet, ImageSet, list[str]]:
     raw = root / _MNIST_FOLDERS[name] / "raw"
     if not any((raw / f"t10k-labels-idx1-ubyte{gz}").exists() for gz in ("", ".gz")):
         if generated:
-            generate_test_data(name, root)
+            generate_test_data(name, root, train_size=sizes[0], test_size=sizes[1])
         elif download:
             _download(name, root)
     train, test = read_mnist(raw)
@@ -272,7 +270,7 @@ def load_dataset(
     written there in the dataset's own format first, then read back by the same code as real data.
     """
     name = _normalise_name(name)
-    limits = env.test_limits() if test_mode is None else (env.TEST_MODE_LIMITS if test_mode else None)
+    limits = env.test_limits(test_mode)  # None outside test mode
     if data_dir is None:
         if name == "imagefolder":
             raise DatasetError("imagefolder needs data_dir (--data-root): the folder with train/ and test/")
@@ -280,17 +278,17 @@ def load_dataset(
     root = Path(data_dir).expanduser()
     env.ensure_drive(root)  # a dead or unmounted Drive: mount it again, or say so
     generated = limits is not None or name == "synthetic"
+    sizes = SYNTHETIC_SIZES if limits is None else (limits.train_size, limits.test_size)  # of generated data
     if name in ("cifar10", "cifar100"):
-        train, test, classes = _load_cifar(name, root, generated, download)
+        train, test, classes = _load_cifar(name, root, generated, download, sizes)
     elif name == "synthetic":  # outside test mode the larger offline check, in a folder of its own
-        sizes = SYNTHETIC_SIZES if limits is None else (TEST_TRAIN_SIZE, TEST_TEST_SIZE)
         folder = root / (f"synthetic-{sizes[0]}" if limits is None else "synthetic")
         train, test, classes = _load_cifar(name, folder, True, False, sizes)
     elif name in _MNIST_FOLDERS:
-        train, test, classes = _load_mnist(name, root, generated, download)
+        train, test, classes = _load_mnist(name, root, generated, download, sizes)
     else:  # imagefolder
         if generated and (not root.exists() or not any(root.iterdir())):  # never into a folder with files
-            generate_test_data(name, root)
+            generate_test_data(name, root, train_size=sizes[0], test_size=sizes[1])
         if cache_dir is None:  # decode the files once; later loads read one file (on Drive: no per-file downloads)
             cache_dir = env.course_dir() / "cache"
         train, test, classes = read_image_folder(root, image_size, channels, cache_dir=Path(cache_dir))

@@ -70,31 +70,49 @@ def test_mode() -> bool:
 
 @dataclass(frozen=True)
 class TestModeLimits:
-    """How far test mode shrinks everything: the one place that says it (tests, CI, instructors).
+    """How far test mode shrinks everything: the one place that holds its numbers (tests, CI, instructors).
 
-    Test mode only shrinks data and steps; the code that runs is the code a student runs.
+    Test mode only shrinks data, steps and waits; the code that runs is the code a student runs.
+    Whether it is on is decided once, by :func:`test_limits`; every module takes its numbers from
+    the object it returns (``tests/test_test_mode.py`` checks that no module keeps a number of its own).
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
+    # train.fit (train.apply_test_mode)
     epochs: int = 2  # epochs of a training run
     steps: int = 20  # training steps per epoch
     images: int = 512  # training images per epoch, whatever the batch size
+    min_steps: int = 2  # but at least this many steps per epoch (so a one-cycle schedule warms up and anneals)
+    # data.load_dataset
     train_size: int = 2500  # generated training images (5 CIFAR-style batches of 500)
     test_size: int = 500  # generated test images
+    # tuning.objective: a study and its trials
     trials: int = 3  # Optuna trials per study
     trial_steps: int = 3  # training steps per epoch of a trial (OneCycleLR needs total steps > 4)
     trial_batch_size: int = 16  # images per step of a trial, whatever the trial suggested
     trial_test_images: int = 64  # test images a trial evaluates after each epoch
-    speed_steps: int = 2  # timed steps of a speed measurement
+    # tuning.storage.StorageConfig.default: short beats, so a killed worker's trial is retried within seconds
+    heartbeat_interval: float = 1  # seconds between beats of a running trial
+    grace_period: float = 4  # seconds without a beat before a running trial counts as dead
+    storage_timeout: float = 20  # seconds a database call keeps retrying before the worker stops
+    # speed: a measurement that only shows it works
+    speed_steps: int = 2  # timed steps of speed.training_throughput
+    speed_warmup: int = 1  # untimed steps before them
+    loader_passes: int = 1  # timed passes of speed.loader_epoch_seconds (after its warm-up pass)
 
 
 TEST_MODE_LIMITS = TestModeLimits()
 
 
-def test_limits() -> TestModeLimits | None:
-    """The test-mode caps when ``COURSE_TEST_MODE`` is on, else None (nothing is capped)."""
-    return TEST_MODE_LIMITS if test_mode() else None
+def test_limits(on: bool | None = None) -> TestModeLimits | None:
+    """The test-mode caps when test mode is on, else None (nothing is capped): the one place that decides.
+
+    ``on`` decides instead of ``COURSE_TEST_MODE`` (``data.load_dataset(test_mode=...)``).
+    """
+    if on is None:
+        on = test_mode()
+    return TEST_MODE_LIMITS if on else None
 
 
 test_limits.__test__ = False  # type: ignore[attr-defined]  # not a pytest test either

@@ -25,8 +25,9 @@ def synchronize(device: torch.device) -> None:
 def loader_epoch_seconds(loader, device: torch.device | str, repeats: int = 2) -> float:
     """Best time of ``repeats`` full passes over ``loader`` (after one warm-up pass), in seconds."""
     device = torch.device(device)
-    if env.test_mode():
-        repeats = 1
+    limits = env.test_limits()  # test mode: fewer timed passes, to keep notebooks quick
+    if limits:
+        repeats = min(repeats, limits.loader_passes)
     best = float("inf")
     for epoch in range(repeats + 1):
         if hasattr(loader, "set_epoch"):
@@ -52,7 +53,7 @@ def training_throughput(model: nn.Module, loader, device: torch.device | str, *,
     device = torch.device(device)
     limits = env.test_limits()  # test mode: time only a few steps, to keep notebooks quick
     if limits:
-        steps, warmup = min(steps, limits.speed_steps), min(warmup, 1)
+        steps, warmup = min(steps, limits.speed_steps), min(warmup, limits.speed_warmup)
     amp_dtype = amp_dtype_for(device, amp)
     if channels_last is None:
         channels_last = env.prefers_channels_last(device)

@@ -289,13 +289,13 @@ class FitResult:
     confusion: torch.Tensor | None = field(default=None, repr=False)  # last evaluation, (K, K)
 
 
-def apply_test_mode(config: TrainConfig, verbose: bool = True) -> TrainConfig:
-    """In test mode, cap epochs and steps per epoch (``env.TestModeLimits``); otherwise return ``config``."""
-    limits = env.test_limits()
-    if not limits:
+def apply_test_mode(config: TrainConfig, limits: env.TestModeLimits | None, verbose: bool = True) -> TrainConfig:
+    """``config`` with test mode's caps on epochs and steps per epoch (``limits``, from
+    ``env.test_limits()``); ``config`` itself when ``limits`` is None. ``fit`` is the one caller."""
+    if limits is None:
         return config
     steps = min(config.max_steps_per_epoch or limits.steps, limits.steps,
-                max(2, -(-limits.images // config.batch_size)))  # ceil: at least 2 steps
+                max(limits.min_steps, -(-limits.images // config.batch_size)))  # ceil
     capped = dataclasses.replace(config, epochs=min(config.epochs, limits.epochs), max_steps_per_epoch=steps)
     if verbose and (capped.epochs, capped.max_steps_per_epoch) != (config.epochs, config.max_steps_per_epoch):
         print(f"テストモード: epochs {config.epochs} → {capped.epochs}, 1エポック最大 {steps} ステップ")
@@ -463,7 +463,8 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     Raises :class:`~MyModules.errors.DivergenceError` when the loss becomes NaN, infinite or huge.
     """
     device = torch.device(device)
-    config = apply_test_mode(config)
+    limits = env.test_limits()  # test mode: decided here once for the whole run
+    config = apply_test_mode(config, limits, verbose=progress)
     callbacks = list(callbacks)
     run_dir = run_folder.prepare(run_dir) if run_dir is not None and distributed.is_main() else run_dir
     run_dir = Path(run_dir) if run_dir is not None else None

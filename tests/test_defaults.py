@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from MyModules import data, loader, run_folder, train
+from MyModules import data, env, loader, run_folder, train
 from MyModules.checkpoint import load_checkpoint
 from MyModules.errors import ConfigError, DivergenceError
 from MyModules.loader import DeviceLoader, make_loaders, resolve_augment
@@ -297,5 +297,5 @@ def test_synthetic_outside_test_mode_is_the_larger_offline_check(tmp_path, monke
     full = data.load_dataset("synthetic", tmp_path, test_mode=False)
     small = data.load_dataset("synthetic", tmp_path, test_mode=True)
     assert (len(full.train), len(full.test)) == (600, 100)
-    assert (len(small.train), len(small.test)) == (data.TEST_TRAIN_SIZE, data.TEST_TEST_SIZE)
+    assert (len(small.train), len(small.test)) == (env.TEST_MODE_LIMITS.train_size, env.TEST_MODE_LIMITS.test_size)
     assert (tmp_path / "synthetic-600").is_dir() and (tmp_path / "synthetic").is_dir()  # never mixed

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from MyModules import env
 from MyModules.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from MyModules.errors import CheckpointError
 from MyModules.loader import make_loaders
@@ -136,8 +137,10 @@ def test_rng_roundtrip():
 def test_test_mode_caps_epochs_steps_and_images():
     from MyModules.train import apply_test_mode
 
-    small_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=16), verbose=False)
+    limits = env.TestModeLimits()
+    small_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=16), limits, verbose=False)
     assert (small_batches.epochs, small_batches.max_steps_per_epoch) == (2, 20)
-    large_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=128), verbose=False)
+    large_batches = apply_test_mode(TrainConfig(epochs=10, batch_size=128), limits, verbose=False)
     assert large_batches.max_steps_per_epoch == 4  # 512 images
-    assert apply_test_mode(TrainConfig(epochs=1, max_steps_per_epoch=3), verbose=False).max_steps_per_epoch == 3
+    assert apply_test_mode(TrainConfig(epochs=1, max_steps_per_epoch=3), limits, verbose=False).max_steps_per_epoch == 3
+    assert apply_test_mode(TrainConfig(epochs=10), None) == TrainConfig(epochs=10)  # outside test mode

@@ -116,7 +116,7 @@ def test_one_cycle_peaks_at_lr_and_ends_near_zero():
 def test_test_mode_caps_steps_to_cover_the_image_cap(batch_size):
     limits = env.test_limits()
     assert limits is not None  # conftest runs every test in test mode
-    capped = apply_test_mode(TrainConfig(epochs=50, batch_size=batch_size), verbose=False)
+    capped = apply_test_mode(TrainConfig(epochs=50, batch_size=batch_size), limits, verbose=False)
     assert capped.epochs == limits.epochs
     steps = capped.max_steps_per_epoch
     assert 2 <= steps <= limits.steps

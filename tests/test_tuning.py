@@ -149,7 +149,10 @@ def test_pruned_trial_keeps_its_checkpoint(tmp_path, course_dataset):
 
 
 def test_test_mode_caps_a_study():
-    assert env.test_mode() and tuning.capped_trials(100) == env.TEST_MODE_LIMITS.trials
+    limits = env.test_limits()
+    assert limits is env.TEST_MODE_LIMITS  # conftest turns test mode on
+    assert (tuning.capped_trials(100, limits), tuning.capped_trials(2, limits)) == (limits.trials, 2)
+    assert tuning.capped_trials(100, None) == 100  # outside test mode
 
 
 # --- worker processes --------------------------------------------------------------------------------

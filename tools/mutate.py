@@ -261,6 +261,17 @@ MUTATIONS: list[Mutation] = [
       "hashlib.sha256(json.dumps(canonical(identity), sort_keys=True).encode())",
       "hashlib.sha256(str(sorted(canonical(identity))).encode())",
       "tests/test_tuning.py::test_default_study_name_follows_the_search_and_a_reused_name_is_refused"),
+    # --- test mode: its numbers come from env.TestModeLimits, each cap applied once -------------------------
+    m("test mode: a trial's config capped by fit's caps as well", TUNING,
+      "    return dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),\n"
+      "                               max_steps_per_epoch=steps)",
+      "    from ..train import apply_test_mode\n"
+      "    return apply_test_mode(dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),\n"
+      "                                               max_steps_per_epoch=steps), limits, verbose=False)",
+      "tests/test_test_mode.py::test_a_trials_caps_are_applied_once"),
+    m("test mode: heartbeat interval of its own", STORAGE,
+      "cls(heartbeat_interval=limits.heartbeat_interval,", "cls(heartbeat_interval=1,",
+      "tests/test_test_mode.py::test_changing_a_limit_changes_what_test_mode_does"),
     # --- self-checks: a wrong answer a test names is accepted -----------------------------------------------
     m("ex01: a whole float from / accepted as a size", EX01,
       "if got == want and not isinstance(got, int):",

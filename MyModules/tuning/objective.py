@@ -52,7 +52,6 @@ from ..train import (
     Callback,
     TrainConfig,
     amp_dtype_for,
-    apply_test_mode,
     evaluate,
     fit,
 )
@@ -84,29 +83,29 @@ class SurplusTrial(Exception):
     """Raised inside a trial that another worker's trial made unnecessary (the study is full)."""
 
 
-def capped_trials(n_trials: int) -> int:
-    limits = env.test_limits()  # test mode: a study of a few trials takes seconds
+def capped_trials(n_trials: int, limits: env.TestModeLimits | None) -> int:
+    """``n_trials``, or in test mode (``limits``) at most ``limits.trials``: a study takes seconds."""
     return min(n_trials, limits.trials) if limits else n_trials
 
 
-def trial_data(dataset: Dataset) -> Dataset:
+def trial_data(dataset: Dataset, limits: env.TestModeLimits | None) -> Dataset:
     """The dataset a trial sees: in test mode the test split shrinks to ``trial_test_images`` images."""
-    limits = env.test_limits()
     if not limits:
         return dataset
     n = limits.trial_test_images
     return dataclasses.replace(dataset, test=ImageSet(dataset.test.images[:n], dataset.test.labels[:n]))
 
 
-def trial_config(config: TrainConfig) -> TrainConfig:
-    """``config`` as a trial trains it: in test mode, few steps of small batches."""
-    limits = env.test_limits()
+def trial_config(config: TrainConfig, limits: env.TestModeLimits | None) -> TrainConfig:
+    """``config`` as a trial trains it: in test mode (``limits``), few steps of small batches.
+
+    Only a trial's own caps; ``fit`` applies the caps of every run (epochs, steps), once.
+    """
     if not limits:
         return config
     steps = min(config.max_steps_per_epoch or limits.trial_steps, limits.trial_steps)
-    config = dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),
-                                 max_steps_per_epoch=steps)
-    return apply_test_mode(config, verbose=False)  # fit's own caps, applied here without a line per trial
+    return dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),
+                               max_steps_per_epoch=steps)
 
 
 class PruningCallback(Callback):
@@ -173,6 +172,8 @@ class Objective:
     build_model: Callable[[Any, int], nn.Module] | None = None
     progress: bool = False  # per-epoch lines from fit
     tensorboard: bool = False  # TensorBoard logs per trial: point TensorBoard at runs_dir/<study name>
+    # Test mode's caps (env.test_limits), read once: the study's identity and every trial agree.
+    test_limits: env.TestModeLimits | None = field(default_factory=env.test_limits, repr=False)
 
     def __post_init__(self):
         if self.space is None and (self.suggest_config is None or self.build_model is None):
@@ -204,7 +205,7 @@ class Objective:
             "dataset": self.dataset.name,
             # Test mode trains and scores differently: its trials never mix with real ones.
             "test_mode": {"steps": limits.trial_steps, "batch_size": limits.trial_batch_size,
-                          "test_images": limits.trial_test_images} if (limits := env.test_limits()) else False,
+                          "test_images": limits.trial_test_images} if (limits := self.test_limits) else False,
             "base": dataclasses.asdict(self.base),
             "space": self.space.to_dict() if self.space is not None and self.suggest_config is None
             and self.build_model is None else None,
@@ -213,7 +214,7 @@ class Objective:
         }
 
     def __call__(self, trial: optuna.Trial) -> float:
-        config = trial_config(self.make_config(trial))
+        config = trial_config(self.make_config(trial), self.test_limits)
         seed_everything(config.seed)  # before the model: the same seed gives the same initial weights
         model = self.make_model(trial)
         run_dir = self.run_dir(trial.study.study_name, trial.number)
@@ -221,7 +222,7 @@ class Objective:
         trial.set_user_attr("checkpoint", str(run_dir))  # load_checkpoint reads its newest slot
         trial.set_user_attr("host", socket.gethostname())  # checkpoints are on this machine's disk
         trial.set_user_attr("num_parameters", count_parameters(model))
-        data = trial_data(self.dataset)
+        data = trial_data(self.dataset, self.test_limits)
         train_loader, test_loader = make_loaders(data, config.batch_size, self.device, augment=config.augment,
                                                  seed=config.seed)
         callbacks: list[Callback] = [PruningCallback(trial, history)]
@@ -363,7 +364,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     same command started again continues exactly there. A loss that became NaN/inf fails the trial
     (``fail_reason``) and the search goes on.
     """
-    n_trials = capped_trials(n_trials)
+    n_trials = capped_trials(n_trials, env.test_limits())
     config = config or StorageConfig.default()
     poll = poll_seconds or float(config.heartbeat_interval)
     guarded = _guarded(study, objective, n_trials, config)
@@ -532,7 +533,7 @@ def evaluate_trial_model(model: nn.Module, dataset: Dataset, device: torch.devic
                          batch_size: int = 256) -> float:
     """Test accuracy (%) of ``model`` on the same test images the trials were scored on."""
     device = torch.device(device)
-    _, test_loader = make_loaders(trial_data(dataset), batch_size, device, augment=False)
+    _, test_loader = make_loaders(trial_data(dataset, env.test_limits()), batch_size, device, augment=False)
     # Same mixed precision as fit used for the recorded accuracy (bf16/fp16 on GPUs, off on CPU).
     return evaluate(model, device, test_loader, amp_dtype=amp_dtype_for(device))["accuracy"]
 

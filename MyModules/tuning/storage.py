@@ -104,8 +104,13 @@ class StorageConfig:
 
     @classmethod
     def default(cls) -> StorageConfig:
-        """Short beats in test mode so the tests see a killed worker's trial retried within seconds."""
-        return cls(heartbeat_interval=1, grace_period=4, storage_timeout=20) if env.test_mode() else cls()
+        """The defaults above; in test mode ``env.TestModeLimits``'s short beats and waits, so the tests
+        see a killed worker's trial retried within seconds."""
+        limits = env.test_limits()
+        if limits is None:
+            return cls()
+        return cls(heartbeat_interval=limits.heartbeat_interval, grace_period=limits.grace_period,
+                   storage_timeout=limits.storage_timeout)
 
 
 # --- journal file ---------------------------------------------------------------------------------
