@@ -46,7 +46,7 @@ class Cell:
 
 CELLS = [
     Cell("01_01", "Net, batch 4, 2 epochs (CPU runtime)", lambda: models.build_model("net"), 4, 2),
-    Cell("01_02", "Net, batch 128, 5 + 10 epochs", lambda: models.build_model("net"), 128, 15),
+    Cell("01_02", "Net, batch 128, 5 + 1 (fit_by_hand) + 10 epochs", lambda: models.build_model("net"), 128, 16),
     Cell("01_03", "MyWideNet + MyBNNet, 10 epochs each", lambda: models.WideNet(batch_norm=True), 128, 20),
     Cell("01_03", "VGG11-BN, 15 epochs (homework)", lambda: models.build_model("vgg11_bn"), 128, 15),
     Cell("01_04", "Net, 3 epochs x 2 loaders", lambda: models.build_model("net"), 128, 6),
