@@ -12,17 +12,27 @@ process ends killed by SIGINT (see :func:`run`), which a shell shows as status 1
 from __future__ import annotations
 
 import argparse
+import ast
 import atexit
+import dataclasses
+import inspect
+import io
 import json
 import os
 import signal
 import sys
+import textwrap
+import tokenize
+import typing
 from pathlib import Path
+from typing import Any
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 RUN_ARGS_FILE = "run.json"
 #: Arguments a resumed run may change; all others continue as the run started.
+#: run.json's keys of version 0.1 that are now named after their TrainConfig field.
+OLD_RUN_ARGS = {"max_steps": "max_steps_per_epoch"}
 RESUME_MAY_CHANGE = ("device", "resume", "out", "progress", "tensorboard", "plots", "workers", "fast")
 
 
@@ -71,30 +81,89 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def field_defaults(cls) -> dict[str, Any]:
+    """Each field's default in dataclass ``cls``: the one place a setting's default is written."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cls)}
+
+
+def field_comments(cls) -> dict[str, str]:
+    """The comment after each field of dataclass ``cls`` in its source, where it says what the field means
+    (none when the source cannot be read). The command line's help texts are these comments."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    rows = {node.target.id: node.end_lineno for node in ast.parse(source).body[0].body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    comments = {t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+    return {name: comments[row] for name, row in rows.items() if row in comments}
+
+
+def _help(comment: str, note: str = "", default: Any = None) -> str:
+    """Help text: what the field means, the command line's own note, and the default (as it is typed)."""
+    shown = " ".join(map(str, default)) if isinstance(default, tuple) else str(default)
+    return f"{'; '.join(part for part in (comment, note) if part)} (default: {shown})".lstrip().replace("%", "%%")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_config_options(p: argparse.ArgumentParser, cls, options: dict[str, tuple], **notes: str) -> None:
+    """One option per field of ``cls`` named in ``options`` (``{field: (type, choices, option)}``, choices and
+    option may be None): default from the dataclass, help from the comment after the field (plus ``notes``).
+    A field whose default is a tuple takes a list: ``(low, high)`` two values, ``tuple[x, ...]`` one or more."""
+    defaults, comments, hints = field_defaults(cls), field_comments(cls), typing.get_type_hints(cls)
+    for name, (kind, choices, option) in options.items():
+        option = option or _option(name)
+        extra = {"metavar": None if choices else option[2:].upper().replace("-", "_")}
+        if typing.get_origin(hints[name]) is tuple:  # tuple[x, ...]: one or more; tuple[x, x]: a range
+            extra = {"nargs": "+", **extra} if Ellipsis in typing.get_args(hints[name]) else {
+                "nargs": 2, "metavar": ("LOW", "HIGH")}
+        p.add_argument(option, dest=name, type=kind, choices=choices, default=defaults[name],
+                       help=_help(comments.get(name, ""), notes.get(name, ""), defaults[name]), **extra)
+
+
+def train_options() -> dict[str, tuple]:
+    """The TrainConfig fields ``train`` sets from its options: ``{field: (type, choices, option)}``."""
+    from .loader import AUGMENTS
+    from .train import OPTIMIZERS
+
+    return {
+        "epochs": (_positive_int, None, None),
+        "batch_size": (_positive_int, None, None),
+        "lr": (_positive_float, None, None),
+        "optimizer": (str, OPTIMIZERS, None),
+        "momentum": (_non_negative_float, None, None),
+        "weight_decay": (_non_negative_float, None, None),
+        "augment": (str, ("auto", *AUGMENTS), None),
+        "seed": (int, None, None),
+        "max_steps_per_epoch": (_positive_int, None, "--max-steps"),
+    }
+
+
+#: TrainConfig fields the command line leaves at their defaults (a test keeps this list true).
+NOT_ON_THE_COMMAND_LINE = ("schedule", "label_smoothing", "channels_last", "log_every")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .loader import AUGMENTS
+    from .loader import AUTO_AUGMENT, AUTO_FALLBACK, make_loaders
     from .models import MODELS
     from .train import TrainConfig
 
-    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
+    defaults, comments = field_defaults(TrainConfig), field_comments(TrainConfig)
+    by_dataset = ", ".join(f"{name} {augment}" for name, augment in AUTO_AUGMENT.items())
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default: %(default)s)")
     p.add_argument("--data-root", type=Path, default=None,
                    help="folder holding the datasets (for imagefolder: the folder with train/ and test/); "
                         "must exist; default: <course folder>/data")
-    p.add_argument("--model", default="net", choices=MODELS, help="model (default net, the tutorial's)")
-    p.add_argument("--epochs", type=_positive_int, default=10,
-                   help="epochs (default 10); a resumed run keeps the number it started with")
-    p.add_argument("--batch-size", type=_positive_int, default=128)
-    p.add_argument("--lr", type=_positive_float, default=TrainConfig.lr,
-                   help=f"peak learning rate (one-cycle; default {TrainConfig.lr})")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
-    p.add_argument("--momentum", type=_non_negative_float, default=0.9, help="SGD momentum, constant (default 0.9)")
-    p.add_argument("--weight-decay", type=_non_negative_float, default=5e-4)
-    p.add_argument("--augment", choices=("auto", *AUGMENTS), default="auto",
-                   help="training augmentation: auto (crop-flip for CIFAR, none for MNIST and image folders, "
-                        "crop for FashionMNIST), none, crop (shift up to 4 px), crop-flip (shift + mirror)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=_positive_int, default=None, help="stop each epoch after this many steps")
+    p.add_argument("--model", default="net", choices=MODELS, help="model (default: %(default)s, the tutorial's)")
+    add_config_options(p, TrainConfig, train_options(),
+                       epochs="a resumed run keeps the number it started with",
+                       augment=f"auto by dataset: {by_dataset}, others {AUTO_FALLBACK}")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default: a new folder under <course folder>/runs)")
@@ -104,17 +173,30 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
     p.add_argument("--no-fast", dest="fast", action="store_false",
                    help="use the standard DataLoader path instead of the device-resident loader")
-    p.add_argument("--workers", type=_non_negative_int, default=2, help="DataLoader workers for --no-fast")
+    p.add_argument("--workers", type=_non_negative_int, default=_parameter_default(make_loaders, "num_workers"),
+                   help="DataLoader workers for --no-fast (default: %(default)s)")
     amp = p.add_mutually_exclusive_group()
-    amp.add_argument("--amp", dest="amp", action="store_true", default=None,
-                     help="mixed precision (default: on for GPUs: bf16 from compute capability 8.0, fp16 below)")
+    amp.add_argument("--amp", dest="amp", action="store_true", default=defaults["amp"],
+                     help=_help(comments.get("amp", ""), default=defaults["amp"]))
     amp.add_argument("--no-amp", dest="amp", action="store_false", help="float32 everywhere (the CPU default)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", default=defaults["compile"], help=_help(comments.get("compile", ""), default=defaults["compile"]))
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
                    help="do not write TensorBoard logs (<run folder>/tensorboard)")
     p.add_argument("--no-plots", dest="plots", action="store_false",
                    help="do not save plots and confusion-matrix CSVs into the run folder")
+
+
+def train_config(args: argparse.Namespace):
+    """The TrainConfig the options ask for (every field the command line sets, the others at their defaults)."""
+    from .train import TrainConfig
+
+    return TrainConfig(**{name: getattr(args, name) for name in (*train_options(), "amp", "compile")})
+
+
+def _parameter_default(function, name: str):
+    """The default of ``function``'s parameter ``name``: the command line does not write it again."""
+    return inspect.signature(function).parameters[name].default
 
 
 def _explicit(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
@@ -138,7 +220,9 @@ def _resume_args(args: argparse.Namespace, runs_dir: Path) -> Path:
         raise UsageError(f"cannot resume {run_dir}: its {RUN_ARGS_FILE} is missing or damaged ({type(e).__name__}); "
                          "it was not started by this command line, resume it from Python with train.fit(resume=True)"
                          ) from e
-    changed = [f"--{k.replace('_', '-')} {saved[k]} (given {getattr(args, k)})" for k in sorted(args.explicit)
+    saved = {OLD_RUN_ARGS.get(k, k): v for k, v in saved.items()}
+    options = {name: option for name, (_, _, option) in train_options().items() if option}
+    changed = [f"{options.get(k, _option(k))} {saved[k]} (given {getattr(args, k)})" for k in sorted(args.explicit)
                if k in saved and k not in RESUME_MAY_CHANGE and saved[k] != _jsonable(getattr(args, k))]
     if changed:
         raise UsageError(f"{run_dir.name} was started with {', '.join(changed)}; --resume continues a run as it "
@@ -177,7 +261,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .loader import make_loaders
     from .models import build_model
-    from .train import TrainConfig, seed_everything
+    from .train import seed_everything
 
     course = env.setup(device=None, course_path=args.course_dir, verbose=False)
     context = distributed.init_from_env(args.device)  # started by torchrun: join its group; else None
@@ -190,9 +274,7 @@ def run_train(args: argparse.Namespace) -> int:
     _check_data_root(args)
     device = env.pick_device(args.device)
     print(f"device: {env.describe_device(device)}")
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                         momentum=args.momentum, weight_decay=args.weight_decay, augment=args.augment,
-                         seed=args.seed, max_steps_per_epoch=args.max_steps, amp=args.amp, compile=args.compile)
+    config = train_config(args)
     dataset = load_dataset(args.dataset, args.data_root or course.data_dir, cache_dir=course.course_dir / "cache")
     print(dataset)
     train_loader, test_loader = make_loaders(dataset, config.batch_size, device, fast=args.fast,
@@ -238,9 +320,37 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
     return 0
 
 
+def space_options() -> dict[str, tuple]:
+    """The search space's fields as ``tune`` options: ``{field: (type of one value, choices, option)}``."""
+    from .train import OPTIMIZERS
+    from .tuning.space import ACTIVATIONS
+
+    return {
+        "lr": (_positive_float, None, None),
+        "optimizers": (str, OPTIMIZERS, None),
+        "momentum": (_non_negative_float, None, None),
+        "adam_weight_decay": (_positive_float, None, None),
+        "batch_sizes": (_positive_int, None, None),
+        "conv_blocks": (_positive_int, None, None),
+        "layers_per_block": (_positive_int, None, None),
+        "widths": (_positive_int, None, None),
+        "fc_layers": (_non_negative_int, None, None),
+        "fc_units": (_positive_int, None, None),
+        "activations": (str, tuple(ACTIVATIONS), None),
+    }
+
+
+#: Epochs per trial unless --epochs says otherwise: a trial needs fewer than a whole run
+#: (TrainConfig.epochs), and the pruner stops the hopeless ones earlier still.
+TRIAL_EPOCHS = 5
+
+
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     from .data import DATASETS
-    from .tuning.objective import PRUNERS
+    from .train import TrainConfig
+    from .tuning.objective import PRUNERS, tune
+    from .tuning.space import SearchSpace
+    from .tuning.storage import StorageConfig
 
     p.add_argument("--storage", default=None,
                    help="database URL shared by all workers (postgresql+psycopg2://user:pass@host/db, "
@@ -250,30 +360,31 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
                    help="study name; default: derived from dataset and search space, so workers started with "
                         "the same options join the same study")
     p.add_argument("--n-trials", type=_positive_int, default=20,
-                   help="COMPLETE + PRUNED trials the study should reach, all workers together (default 20)")
+                   help="COMPLETE + PRUNED trials the study should reach, all workers together (default: %(default)s)")
     p.add_argument("--timeout", type=_positive_float, default=None, help="stop this worker after this many seconds")
     p.add_argument("--storage-timeout", type=_positive_float, default=None,
-                   help="seconds to keep retrying an unreachable database before stopping (default 60)")
-    p.add_argument("--pruner", choices=PRUNERS, default="median")
-    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default cifar10)")
+                   help=_help(field_comments(StorageConfig).get("storage_timeout", ""),
+                              default=field_defaults(StorageConfig)["storage_timeout"]))
+    p.add_argument("--pruner", choices=PRUNERS, default=_parameter_default(tune, "pruner"),
+                   help="stops trials that do worse than the others early (default: %(default)s)")
+    p.add_argument("--dataset", default="cifar10", choices=DATASETS, help="dataset (default: %(default)s)")
     p.add_argument("--data-root", type=Path, default=None, help="folder holding the datasets (default <course folder>/data)")
-    p.add_argument("--epochs", type=_positive_int, default=5, help="epochs per trial (default 5)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of every trial's weights and data order, and of the sampler (default 0)")
+    p.add_argument("--epochs", type=_positive_int, default=TRIAL_EPOCHS, help="epochs per trial (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=field_defaults(TrainConfig)["seed"],
+                   help="seed of every trial's weights and data order, and of the sampler (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--course-dir", type=Path, default=None, help="course folder (default $COURSE_DIR or ~/pytorch-course)")
     p.add_argument("--tensorboard", action="store_true",
                    help="TensorBoard logs per trial (<course folder>/runs/<study>/trial-NNNN/tensorboard)")
-    space = p.add_argument_group("search space (default: MyModules.tuning.space.SearchSpace)")
-    space.add_argument("--lr", type=_positive_float, nargs=2, metavar=("LOW", "HIGH"), help="learning-rate range (log)")
-    space.add_argument("--optimizers", nargs="+", choices=("sgd", "adam"))
-    space.add_argument("--batch-sizes", type=_positive_int, nargs="+")
-    space.add_argument("--conv-blocks", type=_positive_int, nargs=2, metavar=("LOW", "HIGH"))
-    space.add_argument("--layers-per-block", type=_positive_int, nargs=2, metavar=("LOW", "HIGH"))
-    space.add_argument("--widths", type=_positive_int, nargs="+", help="channels of the first block")
-    space.add_argument("--fc-layers", type=int, nargs=2, metavar=("LOW", "HIGH"))
-    space.add_argument("--fc-units", type=_positive_int, nargs="+")
-    space.add_argument("--activations", nargs="+", choices=("relu", "gelu", "silu"))
+    add_config_options(p.add_argument_group("search space (MyModules.tuning.space.SearchSpace)"), SearchSpace,
+                       space_options())
+
+
+def search_space(args: argparse.Namespace):
+    """The SearchSpace the options ask for (ValueError when it is not one)."""
+    from .tuning.space import SearchSpace
+
+    return SearchSpace(**{name: tuple(getattr(args, name)) for name in space_options()})
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -283,14 +394,10 @@ def run_tune(args: argparse.Namespace) -> int:
     from .errors import CourseError, one_line
     from .train import TrainConfig
     from .tuning.objective import resume_command, tune
-    from .tuning.space import space_from_options
     from .tuning.storage import StorageConfig
 
     try:
-        space = space_from_options(lr=args.lr, optimizers=args.optimizers, batch_sizes=args.batch_sizes,
-                                   conv_blocks=args.conv_blocks, layers_per_block=args.layers_per_block,
-                                   widths=args.widths, fc_layers=args.fc_layers, fc_units=args.fc_units,
-                                   activations=args.activations)
+        space = search_space(args)
         device = env.pick_device(args.device)
         config = StorageConfig.default()
         if args.storage_timeout is not None:

@@ -51,6 +51,7 @@ from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything
 CHECKPOINT_NAME = LEGACY_NAME  # ``load_checkpoint(run_dir / CHECKPOINT_NAME)`` reads the run's newest slot
 #: Settings that fix a run's plan (its learning-rate schedule): a resumed run must keep them.
 PLAN_KEYS = ("epochs", "batch_size", "max_steps_per_epoch", "lr", "optimizer", "schedule")
+OPTIMIZERS = ("sgd", "adam")  # TrainConfig.optimizer: SGD with Nesterov momentum, or AdamW
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _config_problems(c: TrainConfig) -> list[str]:
         (isinstance(c.epochs, int) and c.epochs >= 1, f"epochs must be at least 1, got {c.epochs}"),
         (isinstance(c.batch_size, int) and c.batch_size >= 1, f"batch_size must be at least 1, got {c.batch_size}"),
         (positive(c.lr), f"lr must be a positive finite number, got {c.lr}"),
-        (c.optimizer in ("sgd", "adam"), f"optimizer must be 'sgd' or 'adam', got {c.optimizer!r}"),
+        (c.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {c.optimizer!r}"),
         (c.schedule in ("onecycle", "constant"), f"schedule must be 'onecycle' or 'constant', got {c.schedule!r}"),
         (0 <= c.momentum < 1, f"momentum must be in [0, 1), got {c.momentum}"),
         (math.isfinite(c.weight_decay) and c.weight_decay >= 0, f"weight_decay must be 0 or more, got {c.weight_decay}"),

@@ -323,6 +323,10 @@ MUTATIONS: list[Mutation] = [
       "                                                        if not (p.parent / \"solutions\" / p.name).exists()]",
       "paths = [p.resolve() for p in args.paths] or all_notebooks()",
       T_NB + "::test_refresh_runs_standalone_notebooks_and_solutions_but_not_templates"),
+    # --- command line: options from the dataclasses -----------------------------------------------------------
+    m("cli: --epochs restates TrainConfig's default as a literal", "MyModules/__main__.py",
+      "default=defaults[name],", 'default=10 if name == "epochs" else defaults[name],',
+      "tests/test_cli_defaults.py::test_a_changed_default_in_the_dataclass_changes_the_option_and_its_help"),
     # --- data --------------------------------------------------------------------------------------------------
     m("data: channel statistics use the variance", DATA,
       ".std(", ".var(", "tests/test_loader.py::test_normalised_training_batches_have_zero_mean_unit_std"),

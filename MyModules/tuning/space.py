@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..train import TrainConfig
+from ..train import OPTIMIZERS, TrainConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
@@ -29,7 +29,7 @@ class SearchSpace:
     """The ranges a study searches. Change a range and the default study name changes with it."""
 
     lr: tuple[float, float] = (1e-4, 1e-1)  # peak learning rate, sampled on a log scale
-    optimizers: tuple[str, ...] = ("sgd", "adam")  # TrainConfig.optimizer choices
+    optimizers: tuple[str, ...] = OPTIMIZERS  # TrainConfig.optimizer choices
     momentum: tuple[float, float] = (0.8, 0.99)  # SGD only
     adam_weight_decay: tuple[float, float] = (1e-5, 1e-2)  # AdamW only, log scale (per step)
     batch_sizes: tuple[int, ...] = (64, 128, 256)  # images per step
@@ -38,7 +38,7 @@ class SearchSpace:
     widths: tuple[int, ...] = (16, 32, 64)  # channels of the first block; doubles per block
     fc_layers: tuple[int, int] = (0, 2)  # hidden Linear layers before the output layer
     fc_units: tuple[int, ...] = (64, 128, 256)  # width of each hidden Linear layer
-    activations: tuple[str, ...] = ("relu", "gelu", "silu")
+    activations: tuple[str, ...] = tuple(ACTIVATIONS)  # the hidden layers' nonlinearity
 
     def __post_init__(self):
         for name in ("optimizers", "batch_sizes", "widths", "fc_units", "activations"):
@@ -52,9 +52,9 @@ class SearchSpace:
             raise ValueError("lr and adam_weight_decay ranges are searched on a log scale: they must be positive")
         if self.conv_blocks[0] < 1 or self.layers_per_block[0] < 1 or self.fc_layers[0] < 0:
             raise ValueError("a model needs at least one conv block with one layer (fc_layers may be 0)")
-        unknown = set(self.optimizers) - {"sgd", "adam"} | set(self.activations) - set(ACTIVATIONS)
+        unknown = set(self.optimizers) - set(OPTIMIZERS) | set(self.activations) - set(ACTIVATIONS)
         if unknown:
-            raise ValueError(f"unknown choices {sorted(unknown)}; optimizers: sgd, adam; "
+            raise ValueError(f"unknown choices {sorted(unknown)}; optimizers: {', '.join(OPTIMIZERS)}; "
                              f"activations: {', '.join(ACTIVATIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
