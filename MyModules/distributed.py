@@ -9,10 +9,11 @@ run is unchanged.
 How the work is split, and why a run with N processes learns like one with one process:
 
 * ``--batch-size`` stays the *global* batch: each optimiser step still sees ``batch_size`` images,
-  and each process takes its ``1/N`` share of every batch (:func:`shard_loader`). All processes draw
-  the same epoch order and the same augmentation (they share the seed), then keep their own rows, so
-  the images of a step are those a single process would see; DistributedDataParallel averages the
-  gradients, so the step is the same up to float rounding (BatchNorm statistics are per process).
+  and each process takes its ``1/N`` share of every batch (:func:`shard_loader`, on a copy of the
+  loader). All processes draw the same epoch order and the same augmentation (they share the seed),
+  then keep their own rows, so the images of a step are those a single process would see;
+  DistributedDataParallel averages the gradients, so the step is the same up to float rounding
+  (BatchNorm statistics are per process).
   Steps per epoch, learning rate and schedule are unchanged.
 * Every process evaluates the whole test set (the same numbers everywhere); training loss and accuracy
   are summed over the processes (:func:`reduce_train_metrics`).
@@ -23,6 +24,7 @@ How the work is split, and why a run with N processes learns like one with one p
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -123,14 +125,19 @@ def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def shard_loader(loader) -> None:
-    """Make a course :class:`~MyModules.loader.DeviceLoader` yield this process's share of each batch."""
+def shard_loader(loader):
+    """The loader ``fit`` iterates in this process: a copy of a course
+    :class:`~MyModules.loader.DeviceLoader` that yields this process's share of each batch (the
+    caller's loader is left as it was; the copy shares its tensors), or ``loader`` itself when one
+    process trains."""
     if not active():
-        return
+        return loader
     if not hasattr(loader, "set_shard"):
         raise ConfigError("training with several processes needs the course's device loader "
                           "(loader.make_loaders(..., fast=True)); drop --no-fast")
-    loader.set_shard(rank(), world_size())
+    shard = copy.copy(loader)
+    shard.set_shard(rank(), world_size())
+    return shard
 
 
 def reduce_train_metrics(train: dict[str, float]) -> dict[str, float]:

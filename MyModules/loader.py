@@ -9,7 +9,10 @@ KellerJordan/cifar10-airbench. Its augmentation has the same distribution as
 
 Both paths yield ``(images, labels)`` already on the device: float ``(B, C, H, W)`` and int64 ``(B,)``.
 
-Augmentation fits the data (:func:`resolve_augment`): ``"crop-flip"`` for natural photos (CIFAR), and
+Augmentation is decided here and only here, when the loaders are built (``make_loaders(augment=...)``):
+the training loader's ``augment`` attribute says what it does, and nothing changes it afterwards
+(``train.fit`` records it in the run and refuses a ``TrainConfig.augment`` that says otherwise).
+``"auto"`` fits the data (:func:`resolve_augment`): ``"crop-flip"`` for natural photos (CIFAR), and
 ``"none"`` for digits (MNIST) and for image folders whose content is unknown. Measured on real
 handwritten digits (benchmarks/RESULTS.md, ``bench_augment.py``, 10 epochs, 3 seeds): none 94.7 %,
 crop 92.9 %, crop-flip 79.5 % (a mirrored 2 or 7 is another shape; a 4-pixel shift is an eighth of a
@@ -111,11 +114,10 @@ class DeviceLoader:
         self._epoch_was_set = False
         self.channels_last, self.dtype = channels_last, dtype
         self.shard = (0, 1)  # (rank, world_size): this process keeps rows rank::world_size of each batch
-        self.set_augment(augment)
+        self.augment = resolve_augment(augment, dataset_name)  # decided once: see the module docstring
+        self._prepare_augment()
 
-    def set_augment(self, augment: str | bool) -> None:
-        """Switch the training augmentation (one of :data:`AUGMENTS` or ``"auto"``)."""
-        self.augment = resolve_augment(augment, self.dataset_name)
+    def _prepare_augment(self) -> None:
         self.padding, self.flip = AUGMENTS[self.augment]
         self.windows = None
         if self.padding or self.flip:
@@ -135,7 +137,8 @@ class DeviceLoader:
         self._epoch_was_set = True
 
     def set_shard(self, rank: int, world_size: int) -> None:
-        """Yield only rows ``rank::world_size`` of every batch (one process of several; distributed.py).
+        """Yield only rows ``rank::world_size`` of every batch (one process of several; distributed.py
+        calls it on a copy, so the loader a caller built stays whole).
 
         Order and augmentation are drawn for the whole batch, as with one process, so the processes
         together see exactly the batches a single process would.
@@ -218,16 +221,6 @@ class _DeviceIterable:
 
     def set_epoch(self, epoch: int) -> None:
         self.loader.generator.manual_seed(epoch_seed(self.seed, epoch))
-
-    def set_augment(self, augment: str | bool) -> None:
-        """Switch the training augmentation; the DataLoader (and its workers) is rebuilt to use it."""
-        self.augment = resolve_augment(augment, self.dataset_name)
-        size = tuple(self.dataset.images.shape[-2:])
-        self.dataset.transform = standard_transforms(self.mean, self.std, self.augment, size)
-        old = self.loader
-        self.loader = DataLoader(self.dataset, batch_size=old.batch_size, shuffle=True, num_workers=old.num_workers,
-                                 pin_memory=old.pin_memory, generator=old.generator,
-                                 persistent_workers=old.num_workers > 0)
 
     def __len__(self) -> int:
         return len(self.loader)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from . import env
-from .train import TrainConfig, amp_dtype_for, make_optimizer, train_one_epoch
+from .train import TrainConfig, amp_dtype_for, cudnn_autotune, make_optimizer, train_one_epoch
 
 
 def synchronize(device: torch.device) -> None:
@@ -60,13 +60,12 @@ def training_throughput(model: nn.Module, loader, device: torch.device | str, *,
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     run = torch.compile(model) if compile_model else model
     optimizer = make_optimizer(model, TrainConfig(lr=lr))  # what fit uses
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     options = dict(amp_dtype=amp_dtype, scaler=scaler, progress=False, log_every=10**9)
-    train_one_epoch(run, device, loader, optimizer, 0, max_steps=warmup, **options)
-    synchronize(device)
-    stats = train_one_epoch(run, device, loader, optimizer, 1, max_steps=steps, **options)
+    with cudnn_autotune(device):  # as fit trains; the flag is put back afterwards
+        train_one_epoch(run, device, loader, optimizer, 0, max_steps=warmup, **options)
+        synchronize(device)
+        stats = train_one_epoch(run, device, loader, optimizer, 1, max_steps=steps, **options)
     return stats["images"] / stats["seconds"]

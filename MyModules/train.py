@@ -9,17 +9,21 @@ Defaults that hold on every device (measured; see benchmarks/RESULTS.md):
 
 * precision (:func:`amp_dtype_for`): bf16 autocast on GPUs of compute capability 8.0 and newer (A100,
   L4, H100), fp16 with loss scaling below (T4, V100), float32 on the CPU unless ``amp=True``;
-* augmentation by dataset (``loader.resolve_augment``): crop + flip for photos, crop only for digits;
+* augmentation by dataset, chosen by the loaders (``loader.make_loaders``, ``loader.resolve_augment``):
+  crop + flip for photos, none for digits and image folders, crop for clothes; ``fit`` records it;
 * the momentum set is the momentum used (the one-cycle schedule varies the learning rate only);
 * a loss that becomes NaN, infinite or a hundred times that of guessing stops the run with :class:`~MyModules.errors.DivergenceError`.
 
-Speed (see ``loader.py`` for the data side): channels_last and cudnn.benchmark on CUDA, optional
-``torch.compile``, and no host synchronisation inside a GPU step: loss and correct counts are summed on
-the device and read once per ``log_every`` steps.
+Speed (see ``loader.py`` for the data side): channels_last, cudnn.benchmark on CUDA while an epoch
+runs (:func:`cudnn_autotune`; the flag is put back afterwards), optional ``torch.compile``, and no host
+synchronisation inside a GPU step: loss and correct counts are summed on the device and read once per
+``log_every`` steps. ``fit`` changes nothing it was given but the model it trains: not the loaders
+(under torchrun it iterates a sharded copy), not torch's global flags.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -66,7 +70,8 @@ class TrainConfig:
     weight_decay: float = 5e-4  # L2 penalty, per step
     schedule: str = "onecycle"  # "onecycle" or "constant"
     label_smoothing: float = 0.0  # 0.1 often helps a little on CIFAR
-    augment: str = "auto"  # "auto" (by dataset), "none", "crop", "crop-flip"; "auto" keeps the loader's choice
+    augment: str = "auto"  # what the training loader does; make_loaders(augment=...) decides, fit records it here
+    # ("auto": whatever the loader does; "none", "crop", "crop-flip": must be what it does, else ConfigError)
     seed: int = 0  # fixes data order and augmentation (seed_everything(seed) before building the model fixes its weights)
     max_steps_per_epoch: int | None = None  # stop each epoch after this many steps (quick runs)
     amp: bool | None = None  # mixed precision; None: on for CUDA (bf16 or fp16 by GPU), off on CPU
@@ -322,6 +327,7 @@ class Training:
     config: TrainConfig
     steps_per_epoch: int
     augment: str  # what the training loader does (see loader.AUGMENTS), or "unknown" for foreign loaders
+    train_loader: Any  # the loader the epochs iterate: the caller's, or under torchrun this process's sharded copy
 
 
 @dataclass
@@ -333,15 +339,17 @@ class RunState:
     confusion: torch.Tensor | None = None  # last evaluation's confusion matrix (K, K)
 
 
-def configure_augment(train_loader, augment: str) -> str:
-    """Apply ``augment`` to a course loader and return what the loader does.
-
-    ``"auto"`` keeps the loader's own choice (``make_loaders(augment=...)``, itself "auto" by dataset).
-    A foreign loader (a plain DataLoader) keeps its own transforms: "unknown" unless told otherwise.
+def loader_augment(train_loader, augment: str) -> str:
+    """What ``train_loader`` does to its images (see ``loader.AUGMENTS``); ``augment`` is what the config
+    says. The loader decides (``make_loaders(augment=...)``), and is never changed here: a config that
+    says otherwise is refused. A foreign loader (a plain DataLoader) keeps its own transforms: "unknown".
     """
-    if hasattr(train_loader, "set_augment"):
-        if augment != "auto" and augment != train_loader.augment:
-            train_loader.set_augment(augment)
+    if hasattr(train_loader, "augment"):
+        if augment not in ("auto", train_loader.augment):
+            raise ConfigError(f"the training loader does augment={train_loader.augment!r}, but the TrainConfig says "
+                              f"augment={augment!r}; augmentation is chosen where the loaders are built: "
+                              f"loader.make_loaders(dataset, ..., augment={augment!r}) (or leave TrainConfig.augment "
+                              "at 'auto')")
         return train_loader.augment
     if augment != "auto":
         raise ConfigError(f"augment={augment!r} needs the course's loaders: build them with "
@@ -349,17 +357,38 @@ def configure_augment(train_loader, augment: str) -> str:
     return "unknown"
 
 
+@contextlib.contextmanager
+def cudnn_autotune(device: torch.device | str):
+    """On CUDA, let cuDNN time its convolution algorithms for each input shape and keep the fastest
+    (``torch.backends.cudnn.benchmark``) while the block runs; the flag is put back afterwards, so a
+    notebook's other cells see it as they set it. Elsewhere nothing changes."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device: torch.device) -> Training:
-    """Move ``model`` to ``device`` and build its optimizer, schedule, loss scaler and loss."""
+    """Move ``model`` to ``device`` and build its optimizer, schedule, loss scaler and loss.
+
+    The loaders are not changed: ``Training.train_loader`` is the one to iterate (under torchrun a
+    sharded copy), and ``Training.config`` records the loader's augmentation.
+    """
+    augment = loader_augment(train_loader, config.augment)
+    if augment in AUGMENTS:
+        config = dataclasses.replace(config, augment=augment)  # what was resolved, for config.json and checkpoints
     amp_dtype = amp_dtype_for(device, config.amp)
     channels_last = config.channels_last if config.channels_last is not None else env.prefers_channels_last(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    distributed.shard_loader(train_loader)  # several processes (torchrun): each takes its share of a batch
+    train_loader = distributed.shard_loader(train_loader)  # several processes (torchrun): each its share of a batch
     steps_per_epoch = _steps(train_loader, config.max_steps_per_epoch)
     shared = distributed.wrap_model(model, device)  # DistributedDataParallel under torchrun, else model
     return Training(
@@ -367,8 +396,7 @@ def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device
         scheduler=make_scheduler(optimizer, config, config.epochs * steps_per_epoch),
         scaler=torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
         criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), amp_dtype=amp_dtype,
-        device=device, config=config, steps_per_epoch=steps_per_epoch,
-        augment=configure_augment(train_loader, config.augment))
+        device=device, config=config, steps_per_epoch=steps_per_epoch, augment=augment, train_loader=train_loader)
 
 
 def _plan_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -423,24 +451,25 @@ def _save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] 
     run_folder.write_metrics(run_dir, run.history)
 
 
-def run_epoch(t: Training, epoch: int, train_loader, test_loader, num_classes: int | None,
+def run_epoch(t: Training, epoch: int, test_loader, num_classes: int | None,
               callbacks: Sequence[Callback], progress: bool) -> tuple[dict[str, float], dict[str, Any]]:
-    """Train one epoch and evaluate; returns the metrics row and the evaluation."""
+    """Train one epoch on ``t.train_loader`` and evaluate; returns the metrics row and the evaluation."""
     # Everything random in this epoch depends on (seed, epoch) only: resuming repeats it exactly.
     torch.manual_seed(epoch_seed(t.config.seed, epoch))
-    if hasattr(train_loader, "set_epoch"):
-        train_loader.set_epoch(epoch)
+    if hasattr(t.train_loader, "set_epoch"):
+        t.train_loader.set_epoch(epoch)
 
     def on_log(step: int, metrics: dict[str, float]) -> None:
         for cb in callbacks:
             cb.on_log((epoch - 1) * t.steps_per_epoch + step, metrics)
 
-    train = train_one_epoch(t.train_model, t.device, train_loader, t.optimizer, epoch, criterion=t.criterion,
-                            scheduler=t.scheduler, scaler=t.scaler, amp_dtype=t.amp_dtype,
-                            max_steps=t.config.max_steps_per_epoch, log_every=t.config.log_every,
-                            progress=progress, on_log=on_log)
-    train = distributed.reduce_train_metrics(train)  # all processes' images (unchanged for one process)
-    result = evaluate(t.train_model, t.device, test_loader, num_classes=num_classes, amp_dtype=t.amp_dtype)
+    with cudnn_autotune(t.device):  # for this epoch only: the caller's flag is back afterwards
+        train = train_one_epoch(t.train_model, t.device, t.train_loader, t.optimizer, epoch, criterion=t.criterion,
+                                scheduler=t.scheduler, scaler=t.scaler, amp_dtype=t.amp_dtype,
+                                max_steps=t.config.max_steps_per_epoch, log_every=t.config.log_every,
+                                progress=progress, on_log=on_log)
+        train = distributed.reduce_train_metrics(train)  # all processes' images (unchanged for one process)
+        result = evaluate(t.train_model, t.device, test_loader, num_classes=num_classes, amp_dtype=t.amp_dtype)
     row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
            "test_loss": result["loss"], "test_accuracy": result["accuracy"],
            "seconds": train["seconds"], "lr": t.optimizer.param_groups[0]["lr"], "images": train["images"]}
@@ -477,13 +506,13 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
         if progress:
             print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
         if writes:
-            run_folder.write_json(run_dir, "config.json", dataclasses.asdict(config))
+            run_folder.write_json(run_dir, "config.json", dataclasses.asdict(t.config))  # augmentation resolved
             run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
         num_classes = len(classes) if classes is not None else None
         for cb in callbacks:
             cb.on_train_begin(model, run.epoch + 1, run_dir)
         for epoch in range(run.epoch + 1, config.epochs + 1):
-            row, result = run_epoch(t, epoch, train_loader, test_loader, num_classes, callbacks, progress)
+            row, result = run_epoch(t, epoch, test_loader, num_classes, callbacks, progress)
             run.epoch, run.confusion = epoch, result.get("confusion")
             run.history.append(row)
             if writes:

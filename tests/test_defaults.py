@@ -64,13 +64,58 @@ def test_augmentation_on_both_loader_paths(fast, augment, moves, flips):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_fit_applies_the_configured_augmentation_to_the_loader(fast, dataset, tmp_path):
+def test_fit_records_the_loaders_augmentation_and_changes_neither_loader_nor_torch_flags(fast, dataset, tmp_path,
+                                                                                          monkeypatch):
+    """The loader decides the augmentation, once; fit records it and leaves what it was given alone."""
     train_loader, test_loader = make_loaders(dataset, 64, "cpu", fast=fast, num_workers=0)
     assert train_loader.augment == "crop-flip"  # auto for photos
-    result = fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2, augment="crop"),
-                 "cpu", run_dir=tmp_path, progress=False)
-    assert train_loader.augment == "crop" and result.summary["augment"] == "crop"
-    assert json.loads((tmp_path / "summary.json").read_text())["augment"] == "crop"
+    before = dict(vars(train_loader))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # what the caller set stays set
+    result = fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2), "cpu",
+                 run_dir=tmp_path / "run", progress=False)
+    assert result.summary["augment"] == "crop-flip"
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["augment"] == "crop-flip"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["augment"] == "crop-flip"  # resolved, not "auto"
+    after = dict(vars(train_loader))
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before if k not in ("epoch",
+                                                                                                "_epoch_was_set"))
+    assert torch.backends.cudnn.benchmark is True
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_config_that_contradicts_the_loader_is_refused_and_the_loader_kept(fast, dataset, tmp_path):
+    train_loader, test_loader = make_loaders(dataset, 64, "cpu", fast=fast, num_workers=0)
+    inner = getattr(train_loader, "loader", None)  # the DataLoader of the standard path
+    with pytest.raises(ConfigError, match=r"make_loaders\(dataset, \.\.\., augment='crop'\)"):
+        fit(Net(), train_loader, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2, augment="crop"), "cpu",
+            run_dir=tmp_path / "run", progress=False)
+    assert train_loader.augment == "crop-flip" and getattr(train_loader, "loader", None) is inner
+    crop, _ = make_loaders(dataset, 64, "cpu", fast=fast, num_workers=0, augment="crop")  # where it is chosen
+    result = fit(Net(), crop, test_loader, TrainConfig(epochs=1, max_steps_per_epoch=2, augment="crop"), "cpu",
+                 progress=False)
+    assert result.summary["augment"] == "crop"
+
+
+def test_the_command_lines_augment_reaches_the_loader_and_the_records(tmp_path):
+    from MyModules.__main__ import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "synthetic", "--augment", "crop", "--epochs", "1", "--max-steps", "2",
+                 "--out", str(run), "--no-progress", "--no-plots", "--no-tensorboard"]) == 0
+    assert json.loads((run / "summary.json").read_text())["augment"] == "crop"
+    assert json.loads((run / "config.json").read_text())["augment"] == "crop"
+
+
+def test_cudnn_autotune_is_on_only_inside_the_block_and_only_on_cuda(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    with train.cudnn_autotune(torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark is True
+    assert torch.backends.cudnn.benchmark is False
+    with pytest.raises(RuntimeError), train.cudnn_autotune("cuda:0"):
+        raise RuntimeError("a step that failed")
+    assert torch.backends.cudnn.benchmark is False  # put back after an error too
+    with train.cudnn_autotune("cpu"):
+        assert torch.backends.cudnn.benchmark is False
 
 
 def test_auto_augmentation_is_chosen_per_dataset():

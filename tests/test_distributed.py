@@ -131,6 +131,25 @@ def test_shards_of_a_batch_are_the_rows_of_the_single_process_batch(augment):
             assert torch.equal(halves[r][i][0], images[r::2])
 
 
+def test_fit_shards_a_copy_and_leaves_the_callers_loader_whole(monkeypatch):
+    """Under torchrun each process iterates its share of every batch, in a copy of the loader."""
+    from MyModules import distributed
+
+    dataset = load_dataset("synthetic", None)
+    loader = DeviceLoader(dataset.train, 64, dataset.mean, dataset.std, shuffle=True, augment="crop-flip",
+                          dataset_name="synthetic", seed=3)
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "rank", lambda: 1)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    shard = distributed.shard_loader(loader)
+    assert shard is not loader and shard.shard == (1, 2) and loader.shard == (0, 1)
+    assert shard.images is loader.images  # a copy of the loader, not of the data
+    loader.set_epoch(2)
+    shard.set_epoch(2)
+    for (images, labels), (mine, my_labels) in zip(loader, shard):
+        assert torch.equal(mine, images[1::2]) and torch.equal(my_labels, labels[1::2])
+
+
 def test_a_batch_smaller_than_the_processes_is_refused():
     dataset = load_dataset("synthetic", None)
     loader = DeviceLoader(dataset.train, 1, dataset.mean, dataset.std)

@@ -261,6 +261,16 @@ MUTATIONS: list[Mutation] = [
       "hashlib.sha256(json.dumps(canonical(identity), sort_keys=True).encode())",
       "hashlib.sha256(str(sorted(canonical(identity))).encode())",
       "tests/test_tuning.py::test_default_study_name_follows_the_search_and_a_reused_name_is_refused"),
+    # --- fit leaves what it was given alone: the caller's loader, torch's global flags ----------------------
+    m("fit: cudnn.benchmark left on after the run", TRAIN,
+      "    try:\n        yield\n    finally:\n        torch.backends.cudnn.benchmark = before",
+      "    yield", "tests/test_defaults.py::test_cudnn_autotune_is_on_only_inside_the_block_and_only_on_cuda"),
+    m("distributed: the caller's loader sharded in place", "MyModules/distributed.py",
+      "shard = copy.copy(loader)", "shard = loader",
+      "tests/test_distributed.py::test_fit_shards_a_copy_and_leaves_the_callers_loader_whole"),
+    m("fit: a contradicting TrainConfig.augment accepted", TRAIN,
+      "if augment not in (\"auto\", train_loader.augment):", "if False:",
+      "tests/test_defaults.py::test_a_config_that_contradicts_the_loader_is_refused_and_the_loader_kept"),
     # --- test mode: its numbers come from env.TestModeLimits, each cap applied once -------------------------
     m("test mode: a trial's config capped by fit's caps as well", TUNING,
       "    return dataclasses.replace(config, batch_size=min(config.batch_size, limits.trial_batch_size),\n"
