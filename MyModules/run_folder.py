@@ -9,7 +9,8 @@
   :func:`write_settings` when the run starts, read by :func:`read_settings`): what was asked (the
   command line's arguments; none from a notebook's ``fit``) and what ``fit`` resolved (the
   :class:`~MyModules.train.TrainConfig`, augmentation included, and ``fit(info=...)``: model, dataset...);
-* ``summary.json`` - the outcome (accuracies, time, precision), once the run has finished;
+* ``summary.json`` - the outcome (accuracies, time, precision), once the run has finished; no settings
+  but ``info``'s names (model, dataset), which label the outcome in a table of runs;
 * (command line) TensorBoard logs and plots.
 
 Every file is written whole or not at all (``atomic.py``). Whether a resumed run may change a setting is
@@ -17,7 +18,7 @@ decided here too: :data:`RESUME_MAY_CHANGE` and :func:`resume_conflicts`, for ``
 ``python -m MyModules train --resume`` alike.
 
 Run folders of v0.1 kept the settings in three places (``run.json``: the command line's arguments only;
-``config.json``: the TrainConfig as asked; the checkpoint: both of ``fit``'s); :func:`read_settings`
+``config.json``: the TrainConfig as asked; the checkpoint: ``fit``'s config and info); :func:`read_settings`
 reads them too, and the first write of a resumed v0.1 run moves them into today's ``run.json``.
 """
 
