@@ -337,6 +337,13 @@ MUTATIONS: list[Mutation] = [
     m("cli: --epochs restates TrainConfig's default as a literal", "MyModules/__main__.py",
       "default=defaults[name],", 'default=10 if name == "epochs" else defaults[name],',
       "tests/test_cli_defaults.py::test_a_changed_default_in_the_dataclass_changes_the_option_and_its_help"),
+    # --- Ctrl-C ------------------------------------------------------------------------------------------------
+    m("interrupt: the training step does not honour a swallowed Ctrl-C", TRAIN,
+      "        interrupt.check()  # a Ctrl-C", "        pass  # a Ctrl-C",
+      "tests/test_interrupt.py::test_a_swallowed_ctrl_c_stops_training_after_the_saved_epoch"),
+    m("interrupt: the handler does not remember the Ctrl-C", "MyModules/interrupt.py",
+      "    _pressed = True\n", "    pass\n",
+      "tests/test_interrupt.py::test_check_raises_only_after_ctrl_c_within_catching"),
     # --- data --------------------------------------------------------------------------------------------------
     m("data: channel statistics use the variance", DATA,
       ".std(", ".var(", "tests/test_loader.py::test_normalised_training_batches_have_zero_mean_unit_std"),
