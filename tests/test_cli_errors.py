@@ -104,3 +104,13 @@ def test_explicit_options_are_those_written_on_the_command_line(argv, given):
     args = parser.parse_args(["train", *argv])
     assert cli._explicit(argv, parser.commands["train"], args) == given
     assert set(parser.commands) == set(cli.COMMANDS)
+
+
+def test_the_readme_lists_the_same_exit_codes():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### 終了コード", 1)[1].split("\n#", 1)[0]
+    codes = [int(line.split("|")[1]) for line in section.splitlines() if line.startswith("| ") and
+             line.split("|")[1].strip().isdigit()]
+    assert codes == sorted(EXIT_CODES)
