@@ -422,7 +422,8 @@ def run_tune(args: argparse.Namespace) -> int:
         print(f"error: {hide_secrets(one_line(e), [args.storage])}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted: a trial that was running is queued again and continues from its last complete epoch; "
+        print("interrupted: the trial that was running, if any, is queued again and continues from its last "
+              "complete epoch; "
               f"continue with: {resume_command()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
@@ -587,7 +588,15 @@ def run() -> None:
 
     # Registered before main imports anything, so it runs after every exit handler registered later.
     atexit.register(end_by_sigint_after_ctrl_c)
-    codes.append(main())
+    from . import interrupt
+
+    with interrupt.catching():  # a Ctrl-C that a finalizer swallowed is still a Ctrl-C (see interrupt.py)
+        code = main()
+        if code == EXIT_OK and interrupt.pressed():
+            print("interrupted: Ctrl-C came as the command was finishing; what it had done is saved",
+                  file=sys.stderr)
+            code = EXIT_INTERRUPTED
+    codes.append(code)
     sys.exit(codes[0])
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed, env, run_folder
+from . import distributed, env, interrupt, run_folder
 from .checkpoint import (
     capture_rng,
     check_compatible,
@@ -196,6 +196,7 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        interrupt.check()  # a Ctrl-C that a finalizer swallowed still stops the run here
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (outputs.detach().argmax(1) == labels).sum()
         seen += labels.shape[0]

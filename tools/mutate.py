@@ -360,6 +360,13 @@ MUTATIONS: list[Mutation] = [
       "    if old not in _NOTED:\n        _NOTED.add(old)\n        short",
       "    if False:\n        short",
       "tests/test_old_names.py::test_a_renamed_function_answers_to_its_old_name_with_a_japanese_note"),
+    # --- Ctrl-C ------------------------------------------------------------------------------------------------
+    m("interrupt: the training step does not honour a swallowed Ctrl-C", TRAIN,
+      "        interrupt.check()  # a Ctrl-C", "        pass  # a Ctrl-C",
+      "tests/test_interrupt.py::test_a_swallowed_ctrl_c_stops_training_after_the_saved_epoch"),
+    m("interrupt: the handler does not remember the Ctrl-C", "MyModules/interrupt.py",
+      "    _pressed = True\n", "    pass\n",
+      "tests/test_interrupt.py::test_check_raises_only_after_ctrl_c_within_catching"),
     # --- data --------------------------------------------------------------------------------------------------
     m("data: channel statistics use the variance", DATA,
       ".std(", ".var(", "tests/test_loader.py::test_normalised_training_batches_have_zero_mean_unit_std"),

@@ -41,7 +41,7 @@ import torch
 from optuna.trial import TrialState
 from torch import nn
 
-from .. import env
+from .. import env, interrupt
 from ..atomic import temp_path
 from ..checkpoint import has_checkpoint, load_checkpoint, newest_slot
 from ..data import Dataset, ImageSet
@@ -375,6 +375,7 @@ def run_worker(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     run = waited = 0
     said_waiting = False
     while True:
+        interrupt.check()  # a Ctrl-C swallowed during the last trial stops the worker before the next one
         fail_stale_trials(study, config)
         finished, running, waiting = _tally(study)
         if finished >= n_trials or (timeout is not None and time.perf_counter() - start > timeout):
