@@ -5,10 +5,11 @@ lowest first; a module imports only from its own layer and the ones above it. Wr
 tools/package_map.py from each module's docstring; CI checks it.
 
 ground floor: where we run, how we fail, how we write files:
-  env      Where the course runs: Colab or a local machine, the course folder, the device, test mode
-  errors   The course's own exception types: problems a user can fix, with a message that says how
-  atomic   One way to write every file the course writes: whole or not at all
-  seeding  Seeds: one call fixes every random generator, and one formula gives each epoch its own stream
+  env        Where the course runs: Colab or a local machine, the course folder, the device, test mode
+  errors     The course's own exception types: problems a user can fix, with a message that says how
+  atomic     One way to write every file the course writes: whole or not at all
+  seeding    Seeds: one call fixes every random generator, and one formula gives each epoch its own stream
+  interrupt  Ctrl-C that is never lost: the command line's SIGINT handler, and the points that honour it
 data: files on disk -> uint8 tensors -> batches on the device:
   formats  The on-disk formats of the course's datasets: readers (checked) and writers (for generated data)
   data     Datasets as whole uint8 tensors, with their class names

@@ -36,9 +36,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed, env, run_folder
+from . import distributed, env, interrupt, run_folder
 from .checkpoint import (
-    LEGACY_NAME,
     capture_rng,
     check_compatible,
     load_checkpoint,
@@ -52,7 +51,6 @@ from .models import count_parameters
 from .run_folder import METRICS_COLUMNS, RunSettings, latest_run_dir, new_run_dir  # noqa: F401  (part of this API)
 from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this API)
 
-CHECKPOINT_NAME = LEGACY_NAME  # ``load_checkpoint(run_dir / CHECKPOINT_NAME)`` reads the run's newest slot
 OPTIMIZERS = ("sgd", "adam")  # TrainConfig.optimizer: SGD with Nesterov momentum, or AdamW
 
 
@@ -196,6 +194,7 @@ def train_one_epoch(model: nn.Module, device: torch.device, train_loader, optimi
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        interrupt.check()  # a Ctrl-C that a finalizer swallowed still stops the run here
         loss_sum += loss.detach().float() * labels.shape[0]
         correct += (outputs.detach().argmax(1) == labels).sum()
         seen += labels.shape[0]

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -35,7 +34,7 @@ from tests.support.tuning import TINY_ARGS, wait_for
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 AT = "pä ss@w:rd/%41"  # '@' (must be written %40), ':', '/', '%', a space, non-ASCII
-QUERY = "Qu#ery?tok=ü&x y"  # '#', '?', '&', '=', a space, non-ASCII: fine raw too
+QUERY = "Qj#wvz?kq=ü&x y"  # '#', '?', '&', '=', a space, non-ASCII: fine raw too (pieces unlike code words: tracebacks quote code)
 PASSWORDS = (AT, QUERY)
 CUTS = set("@:/?#&=% ")
 QUICK = StorageConfig(heartbeat_interval=0.2, grace_period=1, storage_timeout=1)  # give up after 1 s
@@ -101,7 +100,7 @@ def check_failure(password: str, call, capsys) -> TuningError:
 def check_study(password: str, study: optuna.Study) -> None:
     """Open, write and read a study: no attribute of it holds the password."""
     trial = study.ask()
-    trial.set_user_attr("checkpoint", "/somewhere/trial-0000")
+    trial.set_user_attr("run_dir", "/somewhere/trial-0000")
     study.tell(trial, 1.0)
     frozen = study.get_trials()[-1]
     assert frozen.state == TrialState.COMPLETE
@@ -226,12 +225,23 @@ def test_ctrl_c_prints_a_resume_command_without_the_password(servers, tmp_path, 
                                    "--course-dir", str(tmp_path / "course"), *TINY_ARGS],
                                   cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     storage = open_storage(encoded)
+
+    def stopped_in_a_trial() -> bool:
+        """Stop the worker (SIGSTOP); keep it stopped only while its trial is RUNNING (a trial lasts ~1 s)."""
+        worker.send_signal(signal.SIGSTOP)
+        running = False
+        try:
+            running = any(t.state == TrialState.RUNNING and "heartbeat" in t.user_attrs
+                          for t in optuna.load_study(study_name="sigint", storage=storage).get_trials())
+        finally:
+            if not running:
+                worker.send_signal(signal.SIGCONT)
+        return running
+
     try:
-        wait_for(lambda: any(t.state == TrialState.RUNNING and "heartbeat" in t.user_attrs for t in
-                             optuna.load_study(study_name="sigint", storage=storage).get_trials()),
-                 "a running trial", timeout=120, process=worker)
-        time.sleep(0.5)
-        worker.send_signal(signal.SIGINT)
+        wait_for(stopped_in_a_trial, "a running trial", timeout=120, process=worker)
+        worker.send_signal(signal.SIGINT)  # delivered when it runs again, inside the trial
+        worker.send_signal(signal.SIGCONT)
         worker.wait(timeout=120)
     finally:
         if worker.poll() is None:

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "MyModules"
 
 #: (title, modules): the layers, lowest first. Module names are relative to MyModules.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("ground floor: where we run, how we fail, how we write files", ["env", "errors", "atomic", "seeding"]),
+    ("ground floor: where we run, how we fail, how we write files", ["env", "errors", "atomic", "seeding", "interrupt"]),
     ("data: files on disk -> uint8 tensors -> batches on the device", ["formats", "data", "loader"]),
     ("the training engine", ["models", "metrics", "checkpoint", "run_folder", "distributed", "train", "speed"]),
     ("viz/ (session 2): seeing training", ["viz", "viz.hooks", "viz.tensorboard", "viz.summary", "viz.plots"]),
