@@ -864,7 +864,7 @@ def _power_forward_hint(got: torch.Tensor, xs: torch.Tensor, lo: int, hi: int) -
     written_in = {"min_exp と max_exp": (first_lo, first_hi), "min_exp": (first_lo, hi), "max_exp": (lo, first_hi)}
     for names, (wlo, whi) in written_in.items():
         if (wlo, whi) != (lo, hi) and _same(got, _power_reference(xs, wlo, whi), exact=True):
-            return (f"min_exp = {lo}, max_exp = {hi} で呼んでも、{names} が最初の {first_lo}, {first_hi} のまま"
+            return (f"min_exp = {lo}, max_exp = {hi} で呼んでも、{names} が {first_lo}, {first_hi} のまま"
                     f"計算されています。数を書き込まず、引数の {names} を使ってください "
                     "(quant.PowerOfTwo(-7, 0) のように別の範囲でも使います)。")
     floored = torch.floor(torch.log2(xs.abs()))
