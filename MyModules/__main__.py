@@ -3,10 +3,7 @@
 Thin on purpose: it parses arguments, then calls ``env``, ``data``, ``loader``, ``models`` and
 ``train``. Every failure a user can cause ends with one line saying what to do, never a traceback.
 
-Exit codes: 0 done; 2 a problem you can fix (bad argument, missing or damaged data, checkpoint or
-folder; the line says what to do); 3 training diverged (the loss became NaN, infinite or huge); 130
-interrupted (Ctrl-C; the last complete epoch is kept, continue with ``--resume``). After Ctrl-C the
-process ends killed by SIGINT (see :func:`run`), which a shell shows as status 130.
+Exit codes: the table in :mod:`MyModules.errors` (``EXIT_CODES``); every command returns one of its names.
 """
 
 from __future__ import annotations
@@ -27,8 +24,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+
 RUN_ARGS_FILE = "run.json"
 #: Arguments a resumed run may change; all others continue as the run started.
 #: run.json's keys of version 0.1 that are now named after their TrainConfig field.
@@ -36,11 +33,9 @@ OLD_RUN_ARGS = {"max_steps": "max_steps_per_epoch"}
 RESUME_MAY_CHANGE = ("device", "resume", "out", "progress", "tensorboard", "plots", "workers", "fast")
 
 
-class UsageError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
-
-
 class _Parser(argparse.ArgumentParser):
+    commands: dict[str, argparse.ArgumentParser]  # each command's own parser (set by build_parser)
+
     def error(self, message: str):  # one line instead of argparse's usage block
         command = self.prog.removeprefix("python -m MyModules").strip()
         raise UsageError(f"{message} (see: python -m MyModules {command + ' ' if command else ''}--help)")
@@ -199,10 +194,19 @@ def _parameter_default(function, name: str):
     return inspect.signature(function).parameters[name].default
 
 
-def _explicit(argv: list[str], parser: argparse.ArgumentParser) -> set[str]:
-    """The destinations of the options written on the command line (not left at their defaults)."""
-    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
-    return {action.dest for action in parser._actions if given & set(action.option_strings)}
+_NOT_GIVEN = object()
+
+
+def _explicit(argv: list[str], parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
+    """The destinations of the arguments written in ``argv`` (not left at their defaults), parsed into ``args``.
+
+    ``argv`` is parsed again into a namespace whose every destination already holds a marker: argparse
+    sets a default only where the namespace has no value yet, so what still holds the marker was not given
+    (abbreviations such as ``--epo 3`` included). Fine for store and store_true/false options; an
+    ``append`` or ``count`` option would add to the marker."""
+    marked = argparse.Namespace(**dict.fromkeys(vars(args), _NOT_GIVEN))
+    parser.parse_args(argv, namespace=marked)
+    return {name for name, value in vars(marked).items() if value is not _NOT_GIVEN}
 
 
 def _resume_args(args: argparse.Namespace, runs_dir: Path) -> Path:
@@ -317,7 +321,7 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
 
         paths = save_run_plots(run_dir, model, dataset, device)
         print("plots and confusion CSVs:", ", ".join(sorted(p.name for p in paths.values())))
-    return 0
+    return EXIT_OK
 
 
 def space_options() -> dict[str, tuple]:
@@ -422,7 +426,7 @@ def run_tune(args: argparse.Namespace) -> int:
               "complete epoch; "
               f"continue with: {resume_command()}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return 0
+    return EXIT_OK
 
 
 def hide_secrets(text: str, argv: list[str | None]) -> str:
@@ -438,12 +442,6 @@ def hide_secrets(text: str, argv: list[str | None]) -> str:
     return text
 
 
-def _course_error_to_usage(error: Exception) -> UsageError:
-    from .errors import one_line
-
-    return UsageError(one_line(error))
-
-
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", type=Path, help="run folder (holds its checkpoints)")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts) instead of the report")
@@ -452,15 +450,11 @@ def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from .errors import CourseError
     from .runs.inspect import describe_run, format_report
 
-    try:
-        info = describe_run(args.run, evaluate=args.evaluate)
-    except CourseError as e:
-        raise _course_error_to_usage(e) from e
+    info = describe_run(args.run, evaluate=args.evaluate)
     print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_report(info))
-    return 0
+    return EXIT_OK
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -474,13 +468,9 @@ def run_predict(args: argparse.Namespace) -> int:
     """One line per image on stdout (path, class, probability); unreadable files: one line each on stderr."""
     import time
 
-    from .errors import CourseError
     from .runs.inference import format_prediction, load_model, predict
 
-    try:
-        loaded = load_model(args.run)
-    except CourseError as e:
-        raise _course_error_to_usage(e) from e
+    loaded = load_model(args.run)
     done = failed = 0
     start = time.perf_counter()
     for p in predict(loaded, args.paths, top=args.top, batch_size=args.batch_size):
@@ -495,7 +485,7 @@ def run_predict(args: argparse.Namespace) -> int:
           + (f", {failed} could not be read" if failed else ""), file=sys.stderr)
     if done == 0 and failed == 0:
         raise UsageError(f"no image files found in {', '.join(map(str, args.paths))}")
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -510,13 +500,9 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .errors import CourseError
     from .runs.export import export_run
 
-    try:
-        path, check = export_run(args.run, args.format, args.output, check=args.check)
-    except CourseError as e:
-        raise _course_error_to_usage(e) from e
+    path, check = export_run(args.run, args.format, args.output, check=args.check)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, {args.format})")
     if check is not None:
         per_batch = ", ".join(f"batch {n}: {d:.2e}" for n, d in check.max_abs_diff.items())
@@ -524,8 +510,8 @@ def run_export(args: argparse.Namespace) -> int:
               f"predictions {'identical' if check.same_predictions else 'DIFFER'}")
         if check.largest > 1e-4 or not check.same_predictions:
             print(f"error: {path} does not match the PyTorch model closely enough", file=sys.stderr)
-            return 1
-    return 0
+            return EXIT_FAILED
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -540,8 +526,9 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m MyModules", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.commands = {}
     for name, (help_text, add_arguments, handler) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = parser.commands[name] = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(p)
         p.set_defaults(func=handler)
     return parser
@@ -554,13 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        sub = parser._subparsers._group_actions[0].choices[args.command]  # the command's own parser
-        args.explicit = _explicit(argv, sub)
+        command_argv = argv[argv.index(args.command) + 1:]  # what the command's own parser read
+        args.explicit = _explicit(command_argv, parser.commands[args.command], args)
         return args.func(args)
-    except UsageError as e:
-        print(f"error: {hide_secrets(str(e), argv)}", file=sys.stderr)
-        return EXIT_USAGE
-    except CourseError as e:
+    except CourseError as e:  # UsageError included
         print(f"error: {hide_secrets(one_line(e), argv)}", file=sys.stderr)
         return e.exit_code
     except OSError as e:
@@ -578,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         import traceback
 
         print(hide_secrets(traceback.format_exc(), argv), file=sys.stderr, end="")
-        return 1
+        return EXIT_FAILED
 
 
 def run() -> None:
@@ -608,7 +592,7 @@ def run() -> None:
 
     with interrupt.catching():  # a Ctrl-C that a finalizer swallowed is still a Ctrl-C (see interrupt.py)
         code = main()
-        if code == 0 and interrupt.pressed():
+        if code == EXIT_OK and interrupt.pressed():
             print("interrupted: Ctrl-C came as the command was finishing; what it had done is saved",
                   file=sys.stderr)
             code = EXIT_INTERRUPTED

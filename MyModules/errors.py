@@ -5,6 +5,25 @@ loading, storage URLs). Each message is one English sentence or two that names t
 says what to do next. The command line prints ``error: <message>`` and exits with ``exit_code``;
 notebooks show the same line with a short Japanese explanation instead of a wall of traceback
 (:func:`show_in_notebooks`). Anything that is *not* a ``CourseError`` is a bug and keeps its traceback.
+
+The command line's exit codes, the one table (``python -m MyModules`` returns only these):
+
+====  ====================  ===================================================================
+code  name                  meaning
+====  ====================  ===================================================================
+0     ``EXIT_OK``           done
+1     ``EXIT_FAILED``       done, but part of the work failed (``predict``: an image could not be
+                            read; ``export``: the exported file does not match PyTorch), or a bug
+                            (its traceback, as Python itself exits after one)
+2     ``EXIT_USAGE``        a problem you can fix (:class:`CourseError`, :class:`UsageError`: a bad
+                            argument, missing or damaged data, checkpoint or folder); the line says
+                            what to do
+3     ``EXIT_DIVERGED``     training diverged (:class:`DivergenceError`: the loss became NaN,
+                            infinite or huge)
+130   ``EXIT_INTERRUPTED``  interrupted (Ctrl-C; the last complete epoch is kept, continue with
+                            ``--resume``). The process then ends killed by SIGINT
+                            (``MyModules.__main__.run``), which a shell shows as status 130
+====  ====================  ===================================================================
 """
 
 from __future__ import annotations
@@ -12,12 +31,25 @@ from __future__ import annotations
 import errno
 import sys
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell shows for a process Ctrl-C ended
+#: Every exit code of the command line (the table in this module's docstring says what each means).
+EXIT_CODES = (EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED)
+
 
 class CourseError(Exception):
     """A problem the user can fix; the message names the file or value and what to do."""
 
-    exit_code = 2  # the command line's exit status for this kind of problem
+    exit_code = EXIT_USAGE  # the command line's exit status for this kind of problem (one of EXIT_CODES)
     hint_ja = "メッセージに書かれた対処をしてから、このセルをもう一度実行してください。"
+
+
+class UsageError(CourseError):
+    """A command-line argument or option that cannot work (an unknown option, a --resume without a run,
+    a changed plan); the command line prints its message as one line."""
 
 
 class ConfigError(CourseError, ValueError):
@@ -82,7 +114,7 @@ class TuningError(CourseError, RuntimeError):
 class DivergenceError(CourseError, FloatingPointError):
     """The loss became NaN, infinite or huge: training stopped instead of going on at chance level."""
 
-    exit_code = 3
+    exit_code = EXIT_DIVERGED
     hint_ja = ("損失が NaN / 無限大 (または極端に大きな値) になり、学習が発散しました。学習率 (lr) を 1/10 にする、"
                "混合精度を切る (amp=False) などを試してください。")
 

@@ -38,7 +38,6 @@ from tqdm.auto import tqdm
 
 from . import distributed, env, interrupt, run_folder
 from .checkpoint import (
-    LEGACY_NAME,
     capture_rng,
     check_compatible,
     load_checkpoint,
@@ -52,7 +51,6 @@ from .models import count_parameters
 from .run_folder import METRICS_COLUMNS, latest_run_dir, new_run_dir  # noqa: F401  (part of this API)
 from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this API)
 
-CHECKPOINT_NAME = LEGACY_NAME  # ``load_checkpoint(run_dir / CHECKPOINT_NAME)`` reads the run's newest slot
 #: Settings that fix a run's plan (its learning-rate schedule): a resumed run must keep them.
 PLAN_KEYS = ("epochs", "batch_size", "max_steps_per_epoch", "lr", "optimizer", "schedule")
 OPTIMIZERS = ("sgd", "adam")  # TrainConfig.optimizer: SGD with Nesterov momentum, or AdamW

@@ -250,7 +250,7 @@ def build_model(trial, num_classes):
 def load_best(study, num_classes):
     best = tuning.best_trial(study)
     model = build_model(optuna.trial.FixedTrial(best.params), num_classes)
-    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"], map_location="cpu")["model"])
+    model.load_state_dict(load_checkpoint(best.user_attrs["run_dir"], map_location="cpu")["model"])
     return best, model
 
 
@@ -442,7 +442,7 @@ def not_loaded(study, num_classes):
 def last_trial(study, num_classes):
     best = min(study.trials, key=lambda t: t.value)  # not the best one
     model = build_model(optuna.trial.FixedTrial(best.params), num_classes)
-    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"])["model"])
+    model.load_state_dict(load_checkpoint(best.user_attrs["run_dir"])["model"])
     return best, model
 
 
@@ -450,14 +450,14 @@ def other_shape(study, num_classes):
     best = tuning.best_trial(study)
     params = {**best.params, "conv_blocks": best.params["conv_blocks"] % 3 + 1}
     model = build_model(optuna.trial.FixedTrial(params), num_classes)
-    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"])["model"])
+    model.load_state_dict(load_checkpoint(best.user_attrs["run_dir"])["model"])
     return best, model
 
 
 def whole_checkpoint(study, num_classes):
     best = tuning.best_trial(study)
     model = build_model(optuna.trial.FixedTrial(best.params), num_classes)
-    model.load_state_dict(load_checkpoint(best.user_attrs["checkpoint"]))  # the whole dict
+    model.load_state_dict(load_checkpoint(best.user_attrs["run_dir"]))  # the whole dict
     return best, model
 
 

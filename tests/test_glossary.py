@@ -1,8 +1,8 @@
 """The course text follows docs/glossary.md: one Japanese term per concept.
 
 The table in the glossary is the single source: its "使わない表記" column lists the variants
-this test looks for in docs/*.md, in the Markdown cells of every notebook and in the self-check
-messages (MyModules/checks/*.py). Code spans and code
+this test looks for in docs/*.md, in README.md, in the Markdown cells of every notebook and in the
+self-check messages (MyModules/checks/*.py). Code spans and code
 blocks are not prose and are skipped; a variant that is part of an allowed compound (the fourth
 column: 混合精度 contains 精度) is fine.
 
@@ -60,6 +60,7 @@ def variants_in(text: str, rules) -> dict[str, list[str]]:
 def course_texts() -> dict[str, str]:
     texts = {str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md"))
              if p != GLOSSARY}
+    texts["README.md"] = (ROOT / "README.md").read_text(encoding="utf-8")  # Japanese prose around the commands
     for path in sorted(ROOT.glob("Exercise*/**/*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         texts[str(path.relative_to(ROOT))] = "\n\n".join(

@@ -16,6 +16,7 @@ from MyModules.train import TrainConfig, evaluate, fit
 from MyModules.viz.plots import (
     RIGHT,
     WRONG,
+    class_probabilities,
     most_confident_mistakes,
     most_confused_pairs,
     plot_confusion_matrix,
@@ -23,7 +24,6 @@ from MyModules.viz.plots import (
     plot_filters,
     plot_learning_curves,
     plot_predictions,
-    predict,
     save_confusion_csv,
     save_run_plots,
 )
@@ -119,10 +119,10 @@ def test_save_run_plots_writes_everything_and_agrees_with_evaluate(dataset, tmp_
     assert counts == counts_by_loop(logits.argmax(1), dataset.test.labels, 10)
 
 
-def test_predict_gives_probabilities_of_the_model_in_eval_mode(dataset):
+def test_class_probabilities_are_the_model_s_in_eval_mode(dataset):
     model = WideNet(width=4).train()
     images = dataset.test.images[:50]
-    probs = predict(model, images, dataset.mean, dataset.std, "cpu", batch_size=16)
+    probs = class_probabilities(model, images, dataset.mean, dataset.std, "cpu", batch_size=16)
     assert model.training  # mode restored
     assert probs.shape == (50, 10) and probs.sum(1) == pytest.approx(torch.ones(50), abs=1e-5)
     with torch.no_grad():

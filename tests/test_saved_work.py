@@ -26,7 +26,16 @@ from MyModules.errors import TuningError
 from MyModules.runs.inference import load_model, predict
 from MyModules.train import TrainConfig
 from MyModules.tuning import results as study_results
-from MyModules.tuning.storage import RETRY_OF_ATTR, StorageConfig, enqueue_retry, open_storage
+from MyModules.tuning.storage import (
+    OLD_RUN_DIR_ATTR,
+    RESUME_FROM_ATTR,
+    RETRY_OF_ATTR,
+    RUN_DIR_ATTR,
+    StorageConfig,
+    enqueue_retry,
+    open_storage,
+    recorded_run_dir,
+)
 from tests.support.pg import find_client, postgres_server  # noqa: F401  (pytest fixture)
 from tests.support.runs import in_process, native_test_images, trained_run, write_pngs
 from tests.support.tuning import TINY, TINY_ARGS
@@ -104,15 +113,20 @@ def check_study(study: optuna.Study, course: Path, dataset) -> None:
     """The v0.1 study as it was written, and every trial's model back from its relocated run folder."""
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
-    for t in trials:
-        recorded = Path(t.user_attrs["checkpoint"])
+    for t in trials:  # v0.1 recorded the run folder as "checkpoint"; today's trials write "run_dir"
+        assert OLD_RUN_DIR_ATTR == "checkpoint" and RUN_DIR_ATTR not in t.user_attrs
+        recorded = Path(t.user_attrs[OLD_RUN_DIR_ATTR])
         assert not recorded.exists() and recorded.parts[-2:] == (STUDY, f"trial-{t.number:04d}")
+        assert recorded_run_dir(t) == str(recorded)
     # The trials table of today's code says what v0.1's table said.
     written = rows(course / "studies" / f"{STUDY}-trials.csv")
     table = study_results.trials_table(study)
     assert [(int(r["number"]), r["state"], float(r["value"])) for r in written] == [
         (int(n), s, float(v)) for n, s, v in zip(table["number"], table["state"], table["value"])]
-    assert tuning.best_trial(study).number == max(trials, key=lambda t: t.value).number
+    assert list(table["run_dir"]) == [t.user_attrs[OLD_RUN_DIR_ATTR] for t in trials]  # the old attribute, read
+    best = tuning.best_trial(study)
+    assert best.number == max(trials, key=lambda t: t.value).number
+    assert tuning.recorded_run_dir(best) == best.user_attrs[OLD_RUN_DIR_ATTR]  # found via the old attribute
     for t in trials:  # the best one and the others: each model scores what its trial reported
         model = tuning.load_trial_model(t, dataset.num_classes, space=TINY, device="cpu")
         assert tuning.evaluate_trial_model(model, dataset, "cpu") == pytest.approx(t.value, abs=1e-9)
@@ -166,13 +180,13 @@ def test_a_copied_study_finds_its_run_folders_or_names_the_missing_one(tmp_path,
     with pytest.raises(TuningError) as caught:
         tuning.load_trial_model(best, dataset.num_classes, space=TINY)
     message = str(caught.value)
-    assert best.user_attrs["checkpoint"] in message and best.user_attrs["host"] in message
+    assert best.user_attrs[OLD_RUN_DIR_ATTR] in message and best.user_attrs["host"] in message
     assert str(empty / "runs" / STUDY / f"trial-{best.number:04d}") in message and "runs_dir=" in message
     journal = course / "studies" / f"{STUDY}.journal"
     model = tuning.load_trial_model(best, dataset.num_classes, space=TINY, runs_dir=journal.parent.parent / "runs")
     assert tuning.evaluate_trial_model(model, dataset, "cpu") == pytest.approx(best.value, abs=1e-9)
     # A checkpoint recorded as a file (studies of versions before v0.1) is relocated with its folder.
-    file = Path(best.user_attrs["checkpoint"]) / "checkpoint-b.pt"
+    file = Path(best.user_attrs[OLD_RUN_DIR_ATTR]) / "checkpoint-b.pt"
     assert tuning.relocate_run_dir(file, (course / "runs",)) == course / "runs" / STUDY / file.parent.name / file.name
 
     # A retry queued in the copied study continues from the earlier attempt's relocated checkpoint:
@@ -180,9 +194,11 @@ def test_a_copied_study_finds_its_run_folders_or_names_the_missing_one(tmp_path,
     monkeypatch.setenv("COURSE_DIR", str(course))
     first = study.trials[0]
     assert enqueue_retry(study, first, StorageConfig.default(), "copied to another machine")
+    assert study.trials[-1].user_attrs[RESUME_FROM_ATTR] == first.user_attrs[OLD_RUN_DIR_ATTR]  # read the old name
     objective = tuning.Objective(dataset, "cpu", course / "runs", base=TrainConfig(epochs=2, seed=0), space=TINY)
     study.optimize(objective, n_trials=1)  # the queued retry first
     retry = study.trials[-1]
     assert retry.user_attrs[RETRY_OF_ATTR] == 0 and retry.state == TrialState.COMPLETE
     assert retry.intermediate_values == first.intermediate_values and retry.value == first.value
     assert has_checkpoint(course / "runs" / STUDY / f"trial-{retry.number:04d}")  # its own copy
+    assert retry.user_attrs[RUN_DIR_ATTR] == str(course / "runs" / STUDY / f"trial-{retry.number:04d}")  # new name

@@ -100,7 +100,7 @@ def check_failure(password: str, call, capsys) -> TuningError:
 def check_study(password: str, study: optuna.Study) -> None:
     """Open, write and read a study: no attribute of it holds the password."""
     trial = study.ask()
-    trial.set_user_attr("checkpoint", "/somewhere/trial-0000")
+    trial.set_user_attr("run_dir", "/somewhere/trial-0000")
     study.tell(trial, 1.0)
     frozen = study.get_trials()[-1]
     assert frozen.state == TrialState.COMPLETE

@@ -108,6 +108,14 @@ def table(session: Session) -> dict[str, int]:
     return rows
 
 
+def row_text(session: Session, start: str) -> str:
+    """The whole line of the guide's table whose first cell starts with `start`."""
+    text = (ROOT / session.docs).read_text(encoding="utf-8")
+    found = [line for line in text.splitlines() if line.startswith(f"| {start}")]
+    assert len(found) == 1, (start, found)
+    return found[0]
+
+
 def row(rows: dict[str, int], start: str) -> int:
     found = [v for k, v in rows.items() if k.startswith(start)]
     assert len(found) == 1, (start, rows)
@@ -131,6 +139,10 @@ def test_table_rows_follow_from_the_notebook(name):
         f"{session.docs}: the reading row should be about {reading:.0f} min")
     assert abs(row(rows, f"穴埋め {count} つ") - blanks) <= TOLERANCE_MIN, (
         f"{session.docs}: {count} blanks are about {blanks:.0f} min")
+    lines = sum(written_lines(s, t) for c in required if c["cell_type"] == "code"
+                for s, t in _split("".join(c["source"]))[1])
+    stated = re.findall(r"\((\d+) 行\)", row_text(session, f"穴埋め {count} つ"))
+    assert stated == [str(lines)], f"{session.docs}: the blanks row should say ({lines} 行), it says {stated}"
 
 
 @pytest.mark.parametrize("name", SESSIONS)

@@ -132,7 +132,7 @@ def test_study_continues_and_best_checkpoint_gives_recorded_accuracy(tmp_path, c
 
     table = trials_table(again)
     assert list(table["number"]) == [0, 1, 2] and set(table["state"]) == {"COMPLETE"}
-    assert {"value", "duration_s", "checkpoint", "params", "param_lr"} <= set(table.columns)
+    assert {"value", "duration_s", "run_dir", "params", "param_lr"} <= set(table.columns)
     csv = pd.read_csv(save_trials_csv(again, tmp_path / "t.csv"))
     assert list(csv["value"]) == pytest.approx(list(table["value"]))
     assert {"history", "parallel", "slice", "intermediate"} <= set(plot_study(again))
@@ -144,7 +144,7 @@ def test_pruned_trial_keeps_its_checkpoint(tmp_path, course_dataset):
     tuning.run_worker(study, objective, n_trials=1, verbose=False)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
-    state = load_checkpoint(trial.user_attrs["checkpoint"])
+    state = load_checkpoint(trial.user_attrs["run_dir"])
     assert state["epoch"] == 1
 
 
@@ -196,7 +196,7 @@ def test_killed_worker_trial_is_failed_retried_and_the_study_completes(tmp_path,
     (retry,) = [t for t in study.trials if t.user_attrs.get("retry_of") == killed.number]
     assert retry.state in tuning.FINISHED and retry.params == killed.params
     # The retry continued the dead trial's run from its checkpoint, keeping epoch 1's report.
-    assert retry.user_attrs["resume_from"] == killed.user_attrs["checkpoint"]
+    assert retry.user_attrs["resume_from"] == killed.user_attrs["run_dir"]
     assert retry.intermediate_values[1] == killed.intermediate_values[1]
     assert f"resuming trial-{retry.number:04d} after epoch" in out  # in its own folder
     print(f"killed in trial {killed.number} after epoch {max(killed.intermediate_values)}; retried as trial "

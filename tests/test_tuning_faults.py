@@ -126,7 +126,7 @@ def test_frozen_worker_wakes_up_and_cannot_touch_the_retry_results(tmp_path, cou
     study = load(journal, name)
     assert study.trials[frozen.number].state == TrialState.FAIL
     assert retry.state == TrialState.COMPLETE and retry.params == frozen.params
-    assert retry.user_attrs["checkpoint"] != frozen.user_attrs["checkpoint"]  # its own folder
+    assert retry.user_attrs["run_dir"] != frozen.user_attrs["run_dir"]  # its own folder
     assert sorted(retry.intermediate_values) == [1, 2]  # the whole curve, the start from the frozen attempt
     assert all(retry.intermediate_values[e] == v for e, v in frozen.intermediate_values.items())
     # The woken worker saw that the trial is no longer its own, and wrote nothing into the retry.

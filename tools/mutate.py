@@ -241,9 +241,13 @@ MUTATIONS: list[Mutation] = [
       "attrs = {RETRY_OF_ATTR: trial.number, RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}",
       "attrs = {RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}", T_HEARTBEAT),
     m("storage: retry forgets the earlier attempt's checkpoint", STORAGE,
-      'checkpoint = trial.user_attrs.get("checkpoint") or trial.user_attrs.get(RESUME_FROM_ATTR)',
+      "checkpoint = recorded_run_dir(trial) or trial.user_attrs.get(RESUME_FROM_ATTR)",
       "checkpoint = trial.user_attrs.get(RESUME_FROM_ATTR)",
       T_FAULTS + "::test_ctrl_c_then_the_same_command_retries_the_interrupted_trial"),
+    m("storage: a v0.1 study's run folders (attribute checkpoint) no longer read", STORAGE,
+      "return trial.user_attrs.get(RUN_DIR_ATTR) or trial.user_attrs.get(OLD_RUN_DIR_ATTR)",
+      "return trial.user_attrs.get(RUN_DIR_ATTR)",
+      "tests/test_saved_work.py::test_v0_1_journal_study_opens_and_its_trials_models_reload_and_score_their_values"),
     m("tuning: surplus trials counted off by one", TUNING,
       "return number in live and live.index(number) >= n_trials",
       "return number in live and live.index(number) > n_trials",
@@ -337,6 +341,25 @@ MUTATIONS: list[Mutation] = [
     m("cli: --epochs restates TrainConfig's default as a literal", "MyModules/__main__.py",
       "default=defaults[name],", 'default=10 if name == "epochs" else defaults[name],',
       "tests/test_cli_defaults.py::test_a_changed_default_in_the_dataclass_changes_the_option_and_its_help"),
+    m("cli: every CourseError exits with the usage code", "MyModules/__main__.py",
+      "    except CourseError as e:  # UsageError included\n"
+      "        print(f\"error: {hide_secrets(one_line(e), argv)}\", file=sys.stderr)\n"
+      "        return e.exit_code",
+      "    except CourseError as e:  # UsageError included\n"
+      "        print(f\"error: {hide_secrets(one_line(e), argv)}\", file=sys.stderr)\n"
+      "        return EXIT_USAGE",
+      "tests/test_bad_inputs.py::test_divergence_exit_code_is_3"),
+    m("cli: only options spelt out in full seen as given", "MyModules/__main__.py",
+      "    parser.parse_args(argv, namespace=marked)\n"
+      "    return {name for name, value in vars(marked).items() if value is not _NOT_GIVEN}",
+      "    given = {a.split(\"=\", 1)[0] for a in argv if a.startswith(\"--\")}\n"
+      "    return {name for name in vars(args) if _option(name) in given}",
+      "tests/test_cli_errors.py::test_explicit_options_are_those_written_on_the_command_line"),
+    # --- old names ------------------------------------------------------------------------------------------------
+    m("old names: a renamed function answers without its note", "MyModules/_old_names.py",
+      "    if old not in _NOTED:\n        _NOTED.add(old)\n        short",
+      "    if False:\n        short",
+      "tests/test_old_names.py::test_a_renamed_function_answers_to_its_old_name_with_a_japanese_note"),
     # --- Ctrl-C ------------------------------------------------------------------------------------------------
     m("interrupt: the training step does not honour a swallowed Ctrl-C", TRAIN,
       "        interrupt.check()  # a Ctrl-C", "        pass  # a Ctrl-C",

@@ -489,6 +489,7 @@ def ready_to_search(suggest_config_fn: Callable, build_model_fn: Callable, base:
 def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device | str) -> None:
     """``fn(study, num_classes) -> (best, model)``: the rebuilt model reaches the accuracy the trial recorded."""
     from ..tuning.objective import evaluate_trial_model
+    from ..tuning.storage import recorded_run_dir
 
     require_defined(fn, "load_best")
     if not isinstance(study, optuna.Study):
@@ -509,7 +510,7 @@ def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device |
     if best.number != study.best_trial.number:
         fail(f"返した試行 #{best.number} は最良の試行 #{study.best_trial.number} ではありません。",
              "tuning.best_trial(study) (または study.best_trial) を使います。")
-    path = best.user_attrs.get("checkpoint")
+    path = recorded_run_dir(best)  # "run_dir"; "checkpoint" in a study saved by version 0.1
     if path:
         from ..checkpoint import load_checkpoint
 
@@ -517,7 +518,7 @@ def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device |
         mine = model.state_dict()
         if set(mine) != set(saved) or any(not torch.equal(mine[k].cpu(), saved[k].cpu()) for k in saved):
             fail("モデルの重みが最良の試行のチェックポイントと違います (学習前の重みのままです)。",
-                 "state = load_checkpoint(best.user_attrs['checkpoint']) の state['model'] を "
+                 "state = load_checkpoint(best.user_attrs['run_dir']) の state['model'] を "
                  "model.load_state_dict(...) で読み込んでください。")
     device = torch.device(device)
     accuracy = call_student(evaluate_trial_model, model.to(device), dataset, device, what="読み込んだモデルの評価")
@@ -525,6 +526,6 @@ def load_best(fn: Callable, study: optuna.Study, dataset, device: torch.device |
     tolerance = 1e-6 if device.type == "cpu" else 1.0
     if abs(accuracy - best.value) > tolerance:
         fail(f"読み込んだモデルの正解率 {accuracy:.2f}% が記録 {best.value:.2f}% と違います。",
-             "FixedTrial(best.params) で build_model を呼び、best.user_attrs['checkpoint'] の "
+             "FixedTrial(best.params) で build_model を呼び、best.user_attrs['run_dir'] の "
              "state['model'] を load_state_dict してください。")
     ok(f"最良の試行 #{best.number} のモデルを作り直し、記録どおりの正解率 {accuracy:.2f}% になりました")

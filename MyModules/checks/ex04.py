@@ -526,7 +526,7 @@ def _check_layer(name: str, layer: nn.Module, base: type, x: torch.Tensor,
     if not torch.equal(layer.weight.detach(), before):
         fail(f"{name} の forward が self.weight そのものを書き換えています。",
              "量子化した重みは新しい変数 (w = self.quantizer(self.weight)) に入れてください。"
-             "self.weight は float のまま残し (shadow weight)、optimizer はそれを少しずつ更新します。")
+             "self.weight は float のまま残し (shadow weight)、オプティマイザはそれを少しずつ更新します。")
     bias = None if layer.bias is None else layer.bias.detach()
     quantized = reference(x, layer.quantizer(layer.weight.detach()), bias)
     plain = reference(x, layer.weight.detach(), bias)

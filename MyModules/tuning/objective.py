@@ -6,7 +6,8 @@
 
 Each trial trains with ``fit`` in its own run folder, reports the test accuracy after every epoch
 (``trial.report``) and stops early when the pruner says so (``TrialPruned``). The run folder that holds
-its checkpoints is stored in the trial's ``user_attrs["checkpoint"]`` from the start, so pruned and failed trials have one too. A
+its checkpoints is stored in the trial's ``user_attrs["run_dir"]`` from the start, so pruned and failed trials have one too
+(studies saved by version 0.1 call it ``"checkpoint"``: read it with :func:`recorded_run_dir`). A
 trial retried after its worker died (or after Ctrl-C) copies that checkpoint into *its own* folder
 and continues from it, reporting the whole history again, so a frozen worker that wakes up later
 writes only into the old attempt's folder and can never change the retry's results.
@@ -60,6 +61,7 @@ from .storage import (
     FAIL_REASON_ATTR,
     HEARTBEAT_ATTR,
     RESUME_FROM_ATTR,
+    RUN_DIR_ATTR,
     STUDIES_DIR,
     Heartbeat,
     StorageConfig,
@@ -73,6 +75,7 @@ from .storage import (
     journal_path,
     open_storage,
     open_study,
+    recorded_run_dir,
 )
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # trials that count towards n_trials
@@ -219,7 +222,7 @@ class Objective:
         model = self.make_model(trial)
         run_dir = self.run_dir(trial.study.study_name, trial.number)
         history = _take_over(trial.user_attrs.get(RESUME_FROM_ATTR), run_dir)
-        trial.set_user_attr("checkpoint", str(run_dir))  # load_checkpoint reads its newest slot
+        trial.set_user_attr(RUN_DIR_ATTR, str(run_dir))  # load_checkpoint reads its newest slot
         trial.set_user_attr("host", socket.gethostname())  # checkpoints are on this machine's disk
         trial.set_user_attr("num_parameters", count_parameters(model))
         data = trial_data(self.dataset, self.test_limits)
@@ -517,7 +520,7 @@ def load_trial_model(trial: optuna.trial.FrozenTrial, num_classes: int, *, space
         model = build_model(optuna.trial.FixedTrial(dict(trial.params)), num_classes)
     else:
         model = model_from_params(trial.params, space or SearchSpace(), num_classes)
-    recorded = trial.user_attrs.get("checkpoint")
+    recorded = recorded_run_dir(trial)
     runs_dirs = () if runs_dir is None else (runs_dir,)
     path = relocate_run_dir(recorded, runs_dirs) if recorded else None
     if path is None:

@@ -1,6 +1,6 @@
 """Looking at a study: the trials table (DataFrame / CSV) and Optuna's matplotlib plots.
 
-    table = trials_table(study)          # number, state, value, duration, checkpoint, one column per parameter
+    table = trials_table(study)          # number, state, value, duration, run_dir, one column per parameter
     figures = plot_study(study)          # history, importance, parallel coordinates, slice, intermediate values
 """
 
@@ -12,14 +12,16 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from .storage import recorded_run_dir
+
 TABLE_COLUMNS = ("number", "state", "value", "duration_s", "epochs", "num_parameters", "retry_of", "fail_reason",
-                 "checkpoint", "params")
+                 "run_dir", "params")
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: ``number, state, value`` (final test accuracy, %), ``duration_s``, ``epochs``
     (trained before it finished or was pruned), ``num_parameters``, ``retry_of`` (the trial a retry
-    repeats), ``fail_reason``, ``checkpoint`` (path), ``params`` (dict), then one
+    repeats), ``fail_reason``, ``run_dir`` (the trial's run folder), ``params`` (dict), then one
     ``param_<name>`` column per parameter (empty where a trial did not use it, e.g. SGD's momentum)."""
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -28,7 +30,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                "duration_s": round(duration, 3) if duration is not None else None,
                "epochs": len(t.intermediate_values), "num_parameters": t.user_attrs.get("num_parameters"),
                "retry_of": t.user_attrs.get("retry_of"), "fail_reason": t.user_attrs.get("fail_reason"),
-               "checkpoint": t.user_attrs.get("checkpoint"),
+               "run_dir": recorded_run_dir(t),
                "params": dict(t.params)}
         row.update({f"param_{k}": v for k, v in sorted(t.params.items())})
         rows.append(row)

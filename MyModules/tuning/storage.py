@@ -65,6 +65,8 @@ HEARTBEAT_ATTR = "heartbeat"  # trial user attribute: last beat, Unix seconds (U
 RETRY_OF_ATTR = "retry_of"  # trial user attribute of a retry: the number of the trial it repeats
 RETRIES_ATTR = "retries"  # how many times this trial's parameters have been retried so far
 RESUME_FROM_ATTR = "resume_from"  # checkpoint the retry continues from (the earlier attempt's)
+RUN_DIR_ATTR = "run_dir"  # trial user attribute: the trial's run folder (checkpoints, metrics.csv), a path
+OLD_RUN_DIR_ATTR = "checkpoint"  # the same, as studies saved by version 0.1 named it: read with recorded_run_dir
 FAIL_REASON_ATTR = "fail_reason"  # why a trial failed, in one line (diverged, lost its claim...)
 RETRY_REASON_ATTR = "retry_reason"  # why the trial this one repeats stopped (no heartbeat, interrupted)
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -614,6 +616,12 @@ def _last_sign_of_life(trial: FrozenTrial) -> float | None:
     return start.timestamp() if start.tzinfo is None else start.astimezone().timestamp()
 
 
+def recorded_run_dir(trial: FrozenTrial) -> str | None:
+    """The run folder ``trial`` recorded (a path on the machine that ran it; None before it started):
+    its ``run_dir`` attribute, or ``checkpoint`` in a study saved by version 0.1. Every reader asks here."""
+    return trial.user_attrs.get(RUN_DIR_ATTR) or trial.user_attrs.get(OLD_RUN_DIR_ATTR)
+
+
 def enqueue_retry(study: optuna.Study, trial: FrozenTrial, config: StorageConfig, reason: str) -> bool:
     """Queue a new trial with ``trial``'s parameters that continues from its checkpoint (public API)."""
     retries = int(trial.user_attrs.get(RETRIES_ATTR, 0))
@@ -621,7 +629,7 @@ def enqueue_retry(study: optuna.Study, trial: FrozenTrial, config: StorageConfig
         print(f"{study.study_name}: trial {trial.number} failed ({reason}); not retried "
               f"(already retried {retries} times)")
         return False
-    checkpoint = trial.user_attrs.get("checkpoint") or trial.user_attrs.get(RESUME_FROM_ATTR)
+    checkpoint = recorded_run_dir(trial) or trial.user_attrs.get(RESUME_FROM_ATTR)
     attrs = {RETRY_OF_ATTR: trial.number, RETRIES_ATTR: retries + 1, RETRY_REASON_ATTR: reason}
     if checkpoint:
         attrs[RESUME_FROM_ATTR] = checkpoint

@@ -8,7 +8,7 @@
 * :func:`plot_feature_maps`        one layer's output channels for one image
 
 Images are the datasets' uint8 ``(N, 3, H, W)`` tensors, shown as they are; the model gets them
-normalised (:func:`predict` does it). The labels this module writes are English; class names and
+normalised (:func:`class_probabilities` does it). The labels this module writes are English; class names and
 students' own titles may be Japanese, so importing this module calls :func:`use_japanese_font`
 (IPAexGothic from the ``matplotlib-fontja`` package, the same wheel in Colab and locally).
 Every ``plot_*`` returns the ``Figure``.
@@ -80,8 +80,8 @@ def with_japanese_font(plot):
 # ----------------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: Sequence[float],
-            device: torch.device | str = "cpu", batch_size: int = 500) -> torch.Tensor:
+def class_probabilities(model: nn.Module, images: torch.Tensor, mean: Sequence[float], std: Sequence[float],
+                        device: torch.device | str = "cpu", batch_size: int = 500) -> torch.Tensor:
     """Softmax probabilities ``(N, K)`` (CPU, float32) of ``model`` on uint8 ``images`` (N, C, H, W)."""
     device = torch.device(device)
     was_training = model.training
@@ -340,7 +340,7 @@ def save_run_plots(run_dir: str | Path, model: nn.Module, dataset, device: torch
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     test = dataset.test
-    probs = predict(model, test.images, dataset.mean, dataset.std, device)
+    probs = class_probabilities(model, test.images, dataset.mean, dataset.std, device)
     confusion = confusion_matrix(probs.argmax(1), test.labels, dataset.num_classes)
     paths = save_confusion_csv(confusion, dataset.classes, run_dir)
     figures = {"confusion_matrix": plot_confusion_matrix(confusion, dataset.classes),
