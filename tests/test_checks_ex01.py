@@ -870,8 +870,10 @@ def test_train_on_device_that_does_not_train():
 
 
 def make_amp_step(autocast=True, dtype_from_argument=True, device_type=None, use_scaler=True, update=True,
-                  scaler_step=True, plain_step_too=False, scaled_backward=True):
-    """The notebook's amp_step, with one part changed the way students get it wrong."""
+                  scaler_step=True, plain_step_too=False, scaled_backward=True, inside=()):
+    """The notebook's amp_step, with one part changed the way students get it wrong.
+
+    ``inside`` names what is (wrongly) written inside the autocast block as well: "backward", "step"."""
 
     def amp_step(model, images, labels, criterion, optimizer, amp_dtype, scaler=None):
         optimizer.zero_grad()
@@ -880,7 +882,16 @@ def make_amp_step(autocast=True, dtype_from_argument=True, device_type=None, use
         with torch.autocast(kind, enabled=autocast, **options):
             outputs = model(images)
             loss = criterion(outputs, labels)
-        if use_scaler == "always" or (use_scaler and scaler is not None):
+            if inside:
+                (scaler.scale(loss) if scaler is not None else loss).backward()
+                if "step" in inside:
+                    scaler.step(optimizer) if scaler is not None else optimizer.step()
+        if inside:
+            if "step" not in inside:
+                scaler.step(optimizer) if scaler is not None else optimizer.step()
+            if scaler is not None:
+                scaler.update()
+        elif use_scaler == "always" or (use_scaler and scaler is not None):
             scaled = scaler.scale(loss)
             (scaled if scaled_backward else loss).backward()
             if scaler_step:
@@ -912,6 +923,9 @@ def test_amp_step_passes_on_the_right_answer(capsys):
     (make_amp_step(plain_step_too=True), "両方を呼んでいませんか"),
     (make_amp_step(scaler_step=False), "scaler.step(optimizer) ではなく optimizer.step()"),
     (make_amp_step(scaled_backward=False), "1/倍率"),
+    # the whole step indented into the with block: backward and step run under autocast
+    (make_amp_step(inside=("backward", "step")), "backward と step は autocast の外で"),
+    (make_amp_step(inside=("backward",)), "loss.backward() を torch.autocast の中で"),
 ])
 def test_amp_step_names_the_mistake(wrong, match):
     fails(check.amp_step, wrong, match=match)

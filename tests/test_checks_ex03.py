@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
+from pathlib import Path
 
 import optuna
 import pytest
@@ -35,6 +37,23 @@ def fails(fn, *args, match: str) -> str:
 
 
 
+# --- the ranges and choices the checks ask for are the ones the notebook's TODO lines state ----------------
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "Exercise03" / "solutions" / "03_01_optuna.ipynb"
+
+
+def test_the_checks_ask_for_what_the_notebook_says():
+    code = "\n".join("".join(cell["source"]) for cell in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"])
+    lo, hi = check.TOY_X_RANGE
+    solutions = [f'trial.suggest_float("x", {lo}, {hi})', check.LR_HOW] + [how for _, how in check.SHAPE_PARAMS.values()]
+    blocks = check.SHAPE_CHOICES["conv_blocks"]
+    todos = [f"{lo}〜{hi} の実数", f"{check.LR_TEXT} の対数スケール", f"{blocks[0]}〜{blocks[-1]}",
+             ", ".join(map(str, check.SHAPE_CHOICES["width"])) + " から",
+             ", ".join(f'"{a}"' for a in check.SHAPE_CHOICES["activation"]) + " から"]
+    for text in solutions + todos:
+        assert text in code, text
+
+
 # --- the first objective: a toy function -------------------------------------------------------------
 
 def toy(trial):
@@ -61,6 +80,7 @@ def toy_printed(trial):
     (lambda t: t.suggest_float("x", -10, 10) - 2, "(x - 2) ** 2 = "),  # no square: minimising goes to -10
     (lambda t: (t.suggest_float("x", -10, 10) - 2) * 2, "(x - 2) ** 2 = "),  # * 2 for ** 2
     (lambda t: str((t.suggest_float("x", -10, 10) - 2) ** 2), "数を返して"),  # a string
+    (lambda t: (t.suggest_float("x", 0, 4) - 2) ** 2, "-10〜10"),  # holds 2, but not the range the TODO asks for
 ])
 def test_toy_objective_names_the_mistake(wrong, match):
     fails(check.toy_objective, wrong, match=match)
@@ -284,6 +304,9 @@ def test_suggest_config_puts_a_changed_base_back():
     # a learning-rate range of one digit only
     (lambda t, b: rest_of_config(t, b, t.suggest_float("lr", 0.01, 0.02, log=True),
                                  t.suggest_categorical("optimizer", ["sgd", "adam"])), "狭すぎます"),
+    # a learning-rate range that stops at 1e-2 although the TODO asks for 1e-4 to 1e-1
+    (lambda t, b: rest_of_config(t, b, t.suggest_float("lr", 1e-4, 1e-2, log=True),
+                                 t.suggest_categorical("optimizer", ["sgd", "adam"])), "1e-4〜1e-1"),
     # the suggested values returned instead of the settings
     (lambda t, b: (suggest_config(t, b), t.params)[-1], "TrainConfig を返して"),
     # an integer range for a learning rate
@@ -358,9 +381,19 @@ def test_build_model_passes_on_the_solution(capsys):
                              t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "出力の形"),
     # trial.params used as the model: not a module
     (lambda t, n: (build_model(t, n), t.params)[-1], "nn.Module"),
-    # more blocks than a 32x32 image has pixels for: the crash becomes a hint
+    # one of the choices the TODO asks for left out
+    (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32]),
+                             t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "width の候補"),
+    (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 1, 2), t.suggest_categorical("width", [16, 32, 64]),
+                             t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "conv_blocks の候補"),
+    (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32, 64]),
+                             t.suggest_categorical("activation", ["relu", "gelu"])), "activation の候補"),
+    # more blocks than a 32x32 image has pixels for: named by the range before the model crashes
     (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 6, 8), t.suggest_categorical("width", [16, 32, 64]),
-                             t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "エラーになりました"),
+                             t.suggest_categorical("activation", ["relu", "gelu", "silu"])), "conv_blocks の候補"),
+    # the activation passed on as a layer name ConvNet does not know: the crash becomes a hint
+    (lambda t, n: model_from(t, n, t.suggest_int("conv_blocks", 1, 3), t.suggest_categorical("width", [16, 32, 64]),
+                             t.suggest_categorical("activation", ["relu", "gelu", "silu"]).upper()), "エラーになりました"),
 ])
 def test_build_model_names_the_mistake(wrong, match):
     fails(check.build_model, wrong, 7, match=match)

@@ -262,6 +262,8 @@ def test_ternary_passes(capsys):
     (ternary(lambda x, t: torch.nan_to_num(ternary_values(x, t))), "NaN"),
     (ternary(ternary_values, lambda ctx, g: g), "勾配の数が違います"),  # no None for threshold
     (ternary(ternary_values, lambda ctx, g: (g, None)), "backward が違います"),  # no saturation
+    # the threshold written in (the notebook's 0.5) instead of the argument: quant.Ternary(0.05) would not work
+    (ternary(lambda x, t: ternary_values(x, check.TERNARY_THRESHOLDS[0])), "引数の threshold を使って"),
 ])
 def test_ternary_wrong_answers(student, match):
     fails(check.ternary_function, student, match=match)
@@ -302,6 +304,13 @@ def test_power_of_two_passes(capsys):
     (power(lambda x, lo, hi: power_values(x, lo, hi, sign=False)), "符号が消えて"),
     (power(power_values, lambda ctx, g: (g, None, None)), "backward が違います"),
     (power(power_values, lambda ctx, g: (g, None)), "勾配の数が違います"),
+    # the check's first pair written in instead of the arguments
+    (power(lambda x, lo, hi: power_values(x, *check.POWER_EXPS[0])), "引数の min_exp と max_exp"),
+    (power(lambda x, lo, hi: power_values(x, check.POWER_EXPS[0][0], hi)), "引数の min_exp"),
+    (power(lambda x, lo, hi: power_values(x, lo, check.POWER_EXPS[0][1])), "引数の max_exp"),
+    # the forward right, the backward's limit written in (2**1) instead of saved from max_exp
+    (power(power_values, lambda ctx, g: (torch.where(ctx.saved_tensors[0].abs() <= 2.0, g, torch.zeros_like(g)),
+                                         None, None)), "backward の範囲"),
 ])
 def test_power_of_two_wrong_answers(student, match):
     fails(check.power_of_two_function, student, match=match)

@@ -491,9 +491,18 @@ class _Events:
         self.names: list[str] = []
         self.grads_at_step: list[list[torch.Tensor | None]] = []
         self.loss_inputs: list[torch.Tensor] = []
+        # Whether autocast was on during each backward pass and each optimizer step (both belong outside it).
+        self.autocast_in_backward: list[bool] = []
+        self.autocast_at_step: list[bool] = []
 
     def first(self, name: str) -> int:
         return self.names.index(name) if name in self.names else -1
+
+
+def _autocast_on() -> bool:
+    """True inside a ``torch.autocast`` block (the state is per thread; the checks run on the CPU, where
+    autograd runs a backward pass in the thread that called it, so a parameter's hook sees it too)."""
+    return any(torch.is_autocast_enabled(device_type) for device_type in ("cpu", "cuda"))
 
 
 class _SpySGD(torch.optim.SGD):
@@ -509,6 +518,7 @@ class _SpySGD(torch.optim.SGD):
 
     def step(self, closure=None):
         self.events.names.append("step")
+        self.events.autocast_at_step.append(_autocast_on())
         self.events.grads_at_step.append([None if p.grad is None else p.grad.detach().clone()
                                           for group in self.param_groups for p in group["params"]])
         return super().step(closure)
@@ -604,7 +614,12 @@ def _spied_net() -> tuple[nn.Module, _SpySGD]:
     model = _probe_net()
     optimizer = _SpySGD(model.parameters(), lr=0.1)
     model.register_forward_hook(lambda *_: optimizer.events.names.append("forward"))
-    next(model.parameters()).register_hook(lambda grad: optimizer.events.names.append("backward"))
+
+    def backward_hook(grad):
+        optimizer.events.names.append("backward")
+        optimizer.events.autocast_in_backward.append(_autocast_on())
+
+    next(model.parameters()).register_hook(backward_hook)
     return model, optimizer
 
 
@@ -904,6 +919,25 @@ def _check_autocast(ran_in: list[torch.dtype], dtype: torch.dtype, disabled: boo
              "torch.autocast(..., dtype=amp_dtype) と、引数の amp_dtype を渡してください (省くと装置ごとの既定になります)。")
 
 
+def _check_outside_autocast(events: _Events, scaler: _SpyScaler | None) -> None:
+    """The recipe: forward and loss inside ``torch.autocast``, backward and the update after the block.
+
+    PyTorch's AMP docs advise against backward passes under autocast (the backward ops run in the dtype
+    autocast chose for their forward anyway); an update under autocast is the same block indented too far."""
+    inside = [what for what, states in (("loss.backward()", events.autocast_in_backward),
+                                        ("optimizer.step()", events.autocast_at_step)) if any(states)]
+    if not inside:
+        return
+    if scaler is not None:
+        inside = [what.replace("loss.backward()", "scaler.scale(loss).backward()")
+                  .replace("optimizer.step()", "scaler.step(optimizer)") for what in inside]
+    outside = ("scaler.scale(loss).backward()、scaler.step(optimizer)、scaler.update()" if scaler is not None
+               else "loss.backward() と optimizer.step()")
+    fail(f"{' と '.join(inside)} を torch.autocast の中で呼んでいます。",
+         "backward と step は autocast の外で呼びます: with の中は順伝播 outputs = model(images) と"
+         f"損失 loss = criterion(outputs, labels) だけにし、インデントを戻して with を抜けてから {outside} を書きます。")
+
+
 def _check_scaled_step(events: _Events, scaler: _SpyScaler, want: list[torch.Tensor]) -> None:
     if "scale" not in scaler.calls:
         fail("fp16 なのに scaler を使っていません (損失スケーリングなしの loss.backward())。",
@@ -945,6 +979,7 @@ def amp_step(fn: Callable[..., Any]) -> None:
     ran_in, events, want, disabled = _run_amp(fn, torch.bfloat16, None)
     _check_autocast(ran_in, torch.bfloat16, disabled)
     _check_step_order(events)
+    _check_outside_autocast(events, None)
     if not _loose(events.grads_at_step[0], want):
         fail("bf16 の更新に使われた勾配が、このバッチの損失の勾配と合いません。",
              "optimizer.zero_grad() の後、autocast の中で順伝播と損失、loss.backward()、optimizer.step() の順です。")
@@ -952,6 +987,7 @@ def amp_step(fn: Callable[..., Any]) -> None:
     ran_in, events, want, disabled = _run_amp(fn, torch.float16, scaler)
     _check_autocast(ran_in, torch.float16, disabled)
     _check_scaled_step(events, scaler, want)
+    _check_outside_autocast(events, scaler)
     ok("amp_step: 順伝播は autocast の中 (bf16 と fp16 で確認)、fp16 では scaler.scale → step → update で正しく更新")
 
 

@@ -36,6 +36,16 @@ from . import call_student, fail, ok, require_defined
 
 PROBE_TRIALS = 8  # trials asked from the throw-away study
 
+# The ranges and choices the notebook's TODO lines ask for (Exercise03/solutions/03_01_optuna.ipynb);
+# tests/test_checks_ex03.py checks that the notebook says the same.
+TOY_X_RANGE = (-10, 10)  # x of the toy objective (x - 2) ** 2
+LR_RANGE = (1e-4, 1e-1)  # the learning rate, on a log scale
+SHAPE_CHOICES = {"conv_blocks": (1, 2, 3), "width": (16, 32, 64), "activation": ("relu", "gelu", "silu")}
+
+
+def _span(low: float, high: float) -> str:
+    return f"{low:g}〜{high:g}"
+
 
 def _throwaway_study(**options) -> optuna.Study:
     """An in-memory study to probe the student's code, created without its log line (and without
@@ -71,10 +81,14 @@ def toy_objective(fn: Callable) -> None:
     require_defined(fn, "objective")
     for trial in _trials(5):
         value = call_student(fn, trial, what="objective(trial)")
-        dist = _require_param(trial, "x", FloatDistribution, 'trial.suggest_float("x", -10, 10)')
+        how = f'trial.suggest_float("x", {TOY_X_RANGE[0]}, {TOY_X_RANGE[1]})'
+        dist = _require_param(trial, "x", FloatDistribution, how)
         if not dist.low <= 2 <= dist.high:
-            fail(f"x の範囲 {dist.low:g}〜{dist.high:g} に、(x - 2) ** 2 が最小になる x = 2 が入っていません。",
-                 'trial.suggest_float("x", -10, 10) のように、2 を含む範囲にします。')
+            fail(f"x の範囲 {_span(dist.low, dist.high)} に、(x - 2) ** 2 が最小になる x = 2 が入っていません。",
+                 f"{how} のように、2 を含む範囲にします。")
+        if (dist.low, dist.high) != TOY_X_RANGE:
+            fail(f"x の範囲が {_span(dist.low, dist.high)} です。TODO の範囲は {_span(*TOY_X_RANGE)} です。",
+                 f"{how} と書きます (答えの 2 を知らないつもりで、広い範囲から探させます)。")
         if value is None:
             fail("objective が値を返していません (None)。",
                  "最後に return (x - 2) ** 2 と書きます。print しても Optuna には値が届きません。")
@@ -281,12 +295,20 @@ CONFIG_FIELDS = {"lr": "lr", "optimizer": "optimizer", "batch_size": "batch_size
                  "adam_weight_decay": "weight_decay"}
 
 
+LR_TEXT = "1e-4〜1e-1"  # LR_RANGE as the TODO writes it
+LR_HOW = 'trial.suggest_float("lr", {}, {}, log=True)'.format(*LR_TEXT.split("〜"))
+assert LR_RANGE == tuple(float(v) for v in LR_TEXT.split("〜"))
+
+
 def _check_lr_range(lr: FloatDistribution) -> None:
     if not (0 < lr.low < lr.high <= 1.0):
-        fail(f"学習率の範囲 {lr.low}〜{lr.high} が広すぎるか逆です。", "1e-4〜1e-1 くらいにしてください。")
+        fail(f"学習率の範囲 {lr.low}〜{lr.high} が広すぎるか逆です。", f"TODO のとおり {LR_TEXT} にしてください。")
     if lr.high < 100 * lr.low:
-        fail(f"学習率の範囲 {lr.low:g}〜{lr.high:g} が狭すぎます (上限が下限の {lr.high / lr.low:.3g} 倍)。",
-             "どの桁がよいかを探すので、1e-4〜1e-1 のように 100 倍以上の幅にします。")
+        fail(f"学習率の範囲 {_span(lr.low, lr.high)} が狭すぎます (上限が下限の {lr.high / lr.low:.3g} 倍)。",
+             f"どの桁がよいかを探すので、{LR_TEXT} のように 100 倍以上の幅にします。")
+    if not all(math.isclose(got, want, rel_tol=1e-9) for got, want in zip((lr.low, lr.high), LR_RANGE)):
+        fail(f"学習率の範囲が {_span(lr.low, lr.high)} です。TODO の範囲は {LR_TEXT} です。",
+             f"{LR_HOW} と書きます (よい学習率はモデルとオプティマイザで桁が変わるので、この 3 桁を探します)。")
 
 
 def _check_used(trial, config: TrainConfig) -> None:
@@ -323,7 +345,7 @@ def _check_config(fn: Callable, base: TrainConfig, quiet: bool = False) -> None:
     optimizers = set()
     for trial in _trials():
         config = _call_config(fn, trial, base)
-        lr = _require_param(trial, "lr", FloatDistribution, 'trial.suggest_float("lr", 1e-4, 1e-1, log=True)')
+        lr = _require_param(trial, "lr", FloatDistribution, LR_HOW)
         if not lr.log:
             fail("学習率が対数スケールで探索されていません。",
                  "学習率は 0.0001 と 0.001 の違いが 0.01 と 0.011 の違いより大事です: log=True を付けます。")
@@ -347,10 +369,13 @@ def suggest_config(fn: Callable, base: TrainConfig) -> None:
     _check_config(fn, base)
 
 
+_BLOCKS = SHAPE_CHOICES["conv_blocks"]
 SHAPE_PARAMS = {  # the model-shape parameters the student writes, and how each is suggested
-    "conv_blocks": (IntDistribution, 'trial.suggest_int("conv_blocks", 1, 3)'),
-    "width": (CategoricalDistribution, 'trial.suggest_categorical("width", [16, 32, 64])'),
-    "activation": (CategoricalDistribution, 'trial.suggest_categorical("activation", ["relu", "gelu", "silu"])'),
+    "conv_blocks": (IntDistribution, f'trial.suggest_int("conv_blocks", {_BLOCKS[0]}, {_BLOCKS[-1]})'),
+    "width": (CategoricalDistribution, f'trial.suggest_categorical("width", {list(SHAPE_CHOICES["width"])})'),
+    "activation": (CategoricalDistribution,
+                   'trial.suggest_categorical("activation", [{}])'.format(
+                       ", ".join(f'"{a}"' for a in SHAPE_CHOICES["activation"]))),
 }
 
 
@@ -421,7 +446,12 @@ def _check_model(fn: Callable, num_classes: int, quiet: bool = False) -> None:
         if not isinstance(model, nn.Module):
             fail(f"build_model はモデル (nn.Module) を返してください (今は {type(model).__name__})。")
         for name, (kind, how) in SHAPE_PARAMS.items():
-            _require_param(trial, name, kind, how)
+            got = _choices(_require_param(trial, name, kind, how))
+            if sorted(map(str, got)) != sorted(map(str, SHAPE_CHOICES[name])):
+                missing = [v for v in SHAPE_CHOICES[name] if v not in got]
+                fail(f"{name} の候補が {got} です。TODO の候補は {list(SHAPE_CHOICES[name])} です"
+                     + (f" ({', '.join(map(repr, missing))} が入っていません)。" if missing else "。"),
+                     f"{how} と、TODO の候補をすべて入れます (入っていない値は、探索で一度も試されません)。")
         shape = _forward_shape(model)
         if shape != (2, num_classes):
             fail(f"モデルの出力の形が {shape} です。(2, {num_classes}) になるはずです。",

@@ -784,85 +784,143 @@ def fixed_point(fn: Callable[[torch.Tensor, int, int], torch.Tensor]) -> None:
 
 # --- ternary and power-of-two (logarithmic) quantisers -------------------------------------------
 
-TERNARY_THRESHOLD = 0.5
+# The notebook's threshold first; the second catches a forward that writes 0.5 in instead of using the argument.
+TERNARY_THRESHOLDS = (0.5, 0.2)
 TERNARY_EDGES = [-float("inf"), -3.0, -1.0001, -1.0, -0.6, -0.5, -0.4999, -0.2, -0.0, 0.0, 0.3, 0.4999, 0.5,
                  0.50001, 0.9, 1.0, 1.0001, 3.0, float("inf")]
 
 
-def ternary_function(fn_cls) -> None:
-    """``TernaryFunction.apply(x, threshold)``: -1/0/+1 with 0 where ``|x| < threshold``; STE for ``|x| <= 1``."""
-    x = torch.tensor(TERNARY_EDGES, requires_grad=True)
-    out = _forward(fn_cls, (x, TERNARY_THRESHOLD), "TernaryFunction")
-    expected = quant.TernaryFunction.apply(x.detach(), TERNARY_THRESHOLD)
+def _ternary_edges(threshold: float) -> list[float]:
+    """The edge values with the threshold and its neighbours on both sides."""
+    near = [threshold - 1e-4, threshold, threshold + 1e-5]
+    return TERNARY_EDGES + [-v for v in near] + near
+
+
+def _check_ternary_forward(fn_cls, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, out) of the forward at ``threshold``, compared with the reference."""
+    x = torch.tensor(_ternary_edges(threshold), requires_grad=True)
+    out = _forward(fn_cls, (x, threshold), "TernaryFunction")
+    expected = quant.TernaryFunction.apply(x.detach(), threshold)
     wrong = _first_mismatch(out.detach(), expected, x.detach())
-    if wrong:
-        xs, got = x.detach(), out.detach()
-        at_threshold = xs.abs() == TERNARY_THRESHOLD
-        if bool((got[at_threshold] == 0).all()) and bool(((got != expected) <= at_threshold).all()):
-            hint = ("|x| がしきい値ちょうど (±0.5) のときは ±1 です。0 にするのは |x| < threshold (等号なし) だけです。"
-                    "x.abs() <= threshold ではなく x.abs() < threshold で判定してください。")
-        elif bool((got.abs() > 1).any()):
-            hint = "出力は -1, 0, +1 の 3 つだけです。x の値そのものを返していませんか。"
-        else:
-            hint = ("x >= threshold なら +1、x <= -threshold なら -1、その間 (|x| < threshold) は 0 です。"
-                    "torch.where を 2 回重ねると書けます。")
-        fail(f"TernaryFunction の forward が違います: {wrong}。", hint)
-    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), TERNARY_THRESHOLD,
+    if not wrong:
+        return x, out
+    xs, got = x.detach(), out.detach()
+    first = TERNARY_THRESHOLDS[0]
+    at_threshold = xs.abs() == threshold
+    if threshold != first and _same(got, quant.TernaryFunction.apply(xs, first), exact=True):
+        hint = (f"threshold = {threshold:g} で呼んでも、しきい値 {first:g} で計算しています。{first:g} と書き込まず、"
+                "引数の threshold を使ってください (quant.Ternary(0.05) のように別のしきい値でも使います)。")
+    elif bool((got[at_threshold] == 0).all()) and bool(((got != expected) <= at_threshold).all()):
+        hint = (f"|x| がしきい値ちょうど (±{threshold:g}) のときは ±1 です。0 にするのは |x| < threshold (等号なし) "
+                "だけです。x.abs() <= threshold ではなく x.abs() < threshold で判定してください。")
+    elif bool((got.abs() > 1).any()):
+        hint = "出力は -1, 0, +1 の 3 つだけです。x の値そのものを返していませんか。"
+    else:
+        hint = ("x >= threshold なら +1、x <= -threshold なら -1、その間 (|x| < threshold) は 0 です。"
+                "torch.where を 2 回重ねると書けます。")
+    fail(f"TernaryFunction の forward が違います (threshold = {threshold:g}): {wrong}。", hint)
+    return x, out
+
+
+def ternary_function(fn_cls) -> None:
+    """``TernaryFunction.apply(x, threshold)``: -1/0/+1 with 0 where ``|x| < threshold``; STE for ``|x| <= 1``.
+
+    The forward is tried with two thresholds (a threshold written in passes one only); the backward once."""
+    x, out = _check_ternary_forward(fn_cls, TERNARY_THRESHOLDS[0])
+    for threshold in TERNARY_THRESHOLDS[1:]:
+        _check_ternary_forward(fn_cls, threshold)
+    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), TERNARY_THRESHOLDS[0],
                            what="TernaryFunction の forward (NaN)")
     if not bool(torch.isnan(nan_out).all()):
         fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
              "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。NaN を数に変えると、学習が壊れたことに気づけません。")
-    grad_output = torch.linspace(1.0, 2.0, len(TERNARY_EDGES))
-    (grad_x,) = _backward(out, (x, TERNARY_THRESHOLD), ("x", "threshold"), grad_output, "TernaryFunction")
+    grad_output = torch.linspace(1.0, 2.0, len(x))
+    (grad_x,) = _backward(out, (x, TERNARY_THRESHOLDS[0]), ("x", "threshold"), grad_output, "TernaryFunction")
     expected_grad = torch.where(x.detach().abs() <= 1, grad_output, torch.zeros_like(grad_output))
     wrong = _first_mismatch(grad_x, expected_grad, x.detach())
     if wrong:
         fail(f"TernaryFunction の backward が違います: {wrong}。",
              "BinarySign と同じ STE です: |x| <= 1 (両端を含む) では grad_output をそのまま、外では 0。"
              "threshold は設定値なので、その勾配は None を返します (return grad_x, None)。")
-    ok("TernaryFunction: -1/0/+1 (|x| < 0.5 が 0、±0.5 ちょうどは ±1)、NaN、STE の backward が正しいです。")
+    ok(f"TernaryFunction: -1/0/+1 (|x| < threshold が 0、しきい値ちょうどは ±1; threshold = "
+       f"{' と '.join(f'{t:g}' for t in TERNARY_THRESHOLDS)} で確認)、NaN、STE の backward が正しいです。")
 
 
-POWER_MIN_EXP, POWER_MAX_EXP = -4, 1  # magnitudes 2**-4 .. 2**1; below 2**-4.5 the value becomes 0
+# (min_exp, max_exp): the first gives magnitudes 2**-4 .. 2**1 (below 2**-4.5 the value becomes 0); the second
+# catches a forward or backward that writes the first pair in instead of using the arguments.
+POWER_EXPS = ((-4, 1), (-2, 2))
 POWER_EDGES = [-float("inf"), -100.0, -2.9, -1.5, -1.0, -0.7, -0.1, -0.05, -0.04, -0.0, 0.0, 0.03, 0.04,
-               0.05, 0.1, 0.3, 0.7, 1.0, 1.3, 2.0, 2.9, 3.0, 100.0, float("inf")]
+               0.05, 0.1, 0.3, 0.7, 1.0, 1.3, 2.0, 2.9, 3.0, 4.0, 5.0, 100.0, float("inf")]
+
+
+def _power_reference(x: torch.Tensor, min_exp: int, max_exp: int) -> torch.Tensor:
+    return quant.PowerOfTwoFunction.apply(x, min_exp, max_exp)
+
+
+def _power_forward_hint(got: torch.Tensor, xs: torch.Tensor, lo: int, hi: int) -> str:
+    """What a wrong forward at (min_exp, max_exp) = (lo, hi) most likely did."""
+    expected = _power_reference(xs, lo, hi)
+    first_lo, first_hi = POWER_EXPS[0]
+    written_in = {"min_exp と max_exp": (first_lo, first_hi), "min_exp": (first_lo, hi), "max_exp": (lo, first_hi)}
+    for names, (wlo, whi) in written_in.items():
+        if (wlo, whi) != (lo, hi) and _same(got, _power_reference(xs, wlo, whi), exact=True):
+            return (f"min_exp = {lo}, max_exp = {hi} で呼んでも、{names} が {first_lo}, {first_hi} のまま"
+                    f"計算されています。数を書き込まず、引数の {names} を使ってください "
+                    "(quant.PowerOfTwo(-7, 0) のように別の範囲でも使います)。")
+    floored = torch.floor(torch.log2(xs.abs()))
+    with_floor = torch.sign(xs) * torch.where(floored < lo, 0.0, torch.exp2(floored.clamp(max=hi)))
+    if _first_mismatch(got, with_floor, xs) is None:
+        return ("指数を torch.floor で切り捨てています。log2|x| は torch.round で丸めます "
+                "(1.5 なら log2 1.5 = 0.58 を丸めて 2^1 = 2。floor だと 2^0 = 1 になります)。")
+    if bool(((got > 0) & (expected < 0)).any()):
+        return "負の数の符号が消えています。大きさ |x| で 2 のべき乗を求め、最後に torch.sign(x) を掛けます。"
+    if bool((got.abs() > 2.0**hi).any()):
+        return f"大きさが 2**max_exp = {2.0**hi:g} を超えています。指数を .clamp(max=max_exp) してください。"
+    if bool(((got != 0) & (expected == 0)).any()):
+        return (f"小さすぎる値 (指数を丸めると min_exp = {lo} より小さい) は 0 にします: "
+                "torch.where(exponent < min_exp, 0.0, torch.exp2(exponent)).")
+    return "forward は sign(x) × 2^round(log2|x|) です。torch.log2, torch.round, torch.exp2 を使います。"
+
+
+def _check_power_pair(fn_cls, lo: int, hi: int) -> None:
+    """Forward and backward of the student's class with (min_exp, max_exp) = (lo, hi)."""
+    x = torch.tensor(POWER_EDGES, requires_grad=True)
+    out = _forward(fn_cls, (x, lo, hi), "PowerOfTwoFunction")
+    wrong = _first_mismatch(out.detach(), _power_reference(x.detach(), lo, hi), x.detach())
+    if wrong:
+        fail(f"PowerOfTwoFunction の forward が違います (min_exp = {lo}, max_exp = {hi}): {wrong}。",
+             _power_forward_hint(out.detach(), x.detach(), lo, hi))
+    if (lo, hi) == POWER_EXPS[0]:
+        nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), lo, hi,
+                               what="PowerOfTwoFunction の forward (NaN)")
+        if not bool(torch.isnan(nan_out).all()):
+            fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
+                 "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。")
+    grad_output = torch.linspace(1.0, 2.0, len(POWER_EDGES))
+    (grad_x,) = _backward(out, (x, lo, hi), ("x", "min_exp", "max_exp"), grad_output, "PowerOfTwoFunction")
+    xs = x.detach()
+
+    def ste(limit: float) -> torch.Tensor:
+        return torch.where(xs.abs() <= limit, grad_output, torch.zeros_like(grad_output))
+
+    wrong = _first_mismatch(grad_x, ste(2.0**hi), xs)
+    if not wrong:
+        return
+    first_hi = POWER_EXPS[0][1]
+    if hi != first_hi and _first_mismatch(grad_x, ste(2.0**first_hi), xs) is None:
+        fail(f"PowerOfTwoFunction の backward の範囲が、max_exp = {hi} でも 2**{first_hi} = {2.0**first_hi:g} の"
+             f"ままです: {wrong}。",
+             "範囲を数で書き込まず、forward で ctx.limit = 2.0**max_exp と保存して、backward で x.abs() <= ctx.limit "
+             "と使います。")
+    fail(f"PowerOfTwoFunction の backward が違います (max_exp = {hi}): {wrong}。",
+         f"STE: |x| <= 2**max_exp (= {2.0**hi:g}、両端を含む) では grad_output をそのまま、外では 0。"
+         "min_exp と max_exp は設定値なので、勾配は None を返します (return grad_x, None, None)。")
 
 
 def power_of_two_function(fn_cls) -> None:
-    """``PowerOfTwoFunction.apply(x, min_exp, max_exp)``: ``sign(x) * 2**round(log2|x|)``, 0 below ``min_exp``."""
-    args = (POWER_MIN_EXP, POWER_MAX_EXP)
-    x = torch.tensor(POWER_EDGES, requires_grad=True)
-    out = _forward(fn_cls, (x, *args), "PowerOfTwoFunction")
-    expected = quant.PowerOfTwoFunction.apply(x.detach(), *args)
-    wrong = _first_mismatch(out.detach(), expected, x.detach())
-    if wrong:
-        xs, got = x.detach(), out.detach()
-        floored = torch.floor(torch.log2(xs.abs()))
-        with_floor = torch.sign(xs) * torch.where(floored < POWER_MIN_EXP, 0.0,
-                                                  torch.exp2(floored.clamp(max=POWER_MAX_EXP)))
-        if _first_mismatch(got, with_floor, xs) is None:
-            hint = ("指数を torch.floor で切り捨てています。log2|x| は torch.round で丸めます "
-                    "(1.5 なら log2 1.5 = 0.58 を丸めて 2^1 = 2。floor だと 2^0 = 1 になります)。")
-        elif bool(((got > 0) & (expected < 0)).any()):
-            hint = "負の数の符号が消えています。大きさ |x| で 2 のべき乗を求め、最後に torch.sign(x) を掛けます。"
-        elif bool((got.abs() > 2.0**POWER_MAX_EXP).any()):
-            hint = f"大きさが 2**max_exp = {2.0**POWER_MAX_EXP:g} を超えています。指数を .clamp(max=max_exp) してください。"
-        elif bool(((got != 0) & (expected == 0)).any()):
-            hint = (f"小さすぎる値 (指数を丸めると min_exp = {POWER_MIN_EXP} より小さい) は 0 にします: "
-                    "torch.where(exponent < min_exp, 0.0, torch.exp2(exponent)).")
-        else:
-            hint = "forward は sign(x) × 2^round(log2|x|) です。torch.log2, torch.round, torch.exp2 を使います。"
-        fail(f"PowerOfTwoFunction の forward が違います: {wrong}。", hint)
-    nan_out = call_student(fn_cls.apply, torch.tensor([float("nan")]), *args, what="PowerOfTwoFunction の forward (NaN)")
-    if not bool(torch.isnan(nan_out).all()):
-        fail(f"NaN を入れたら {nan_out.item()} になりました。NaN は NaN のままにしてください。",
-             "torch.where(torch.isnan(x), x, 結果) で NaN を残せます。")
-    grad_output = torch.linspace(1.0, 2.0, len(POWER_EDGES))
-    (grad_x,) = _backward(out, (x, *args), ("x", "min_exp", "max_exp"), grad_output, "PowerOfTwoFunction")
-    expected_grad = torch.where(x.detach().abs() <= 2.0**POWER_MAX_EXP, grad_output, torch.zeros_like(grad_output))
-    wrong = _first_mismatch(grad_x, expected_grad, x.detach())
-    if wrong:
-        fail(f"PowerOfTwoFunction の backward が違います: {wrong}。",
-             f"STE: |x| <= 2**max_exp (= {2.0**POWER_MAX_EXP:g}、両端を含む) では grad_output をそのまま、外では 0。"
-             "min_exp と max_exp は設定値なので、勾配は None を返します (return grad_x, None, None)。")
+    """``PowerOfTwoFunction.apply(x, min_exp, max_exp)``: ``sign(x) * 2**round(log2|x|)``, 0 below ``min_exp``.
+
+    Forward and backward are tried with two (min_exp, max_exp) pairs (numbers written in pass one only)."""
+    for lo, hi in POWER_EXPS:
+        _check_power_pair(fn_cls, lo, hi)
     ok("PowerOfTwoFunction: ±2^e (e は丸めた log2|x|、min_exp 未満は 0、max_exp で飽和)、NaN、STE が正しいです。")
