@@ -26,11 +26,9 @@ from typing import Any
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 
-RUN_ARGS_FILE = "run.json"
-#: Arguments a resumed run may change; all others continue as the run started.
-#: run.json's keys of version 0.1 that are now named after their TrainConfig field.
-OLD_RUN_ARGS = {"max_steps": "max_steps_per_epoch"}
-RESUME_MAY_CHANGE = ("device", "resume", "out", "progress", "tensorboard", "plots", "workers", "fast")
+#: Arguments that are not settings of the run (run.json leaves them out): the parser's own, this
+#: invocation's --resume, and --out, the run folder itself.
+NOT_RECORDED = ("func", "explicit", "resume", "out")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,8 +208,11 @@ def _explicit(argv: list[str], parser: argparse.ArgumentParser, args: argparse.N
 
 
 def _resume_args(args: argparse.Namespace, runs_dir: Path) -> Path:
-    """The run folder to resume; ``args`` take the values the run started with. Refuses changed plans."""
+    """The run folder to resume; ``args`` take the values the run started with. Refuses changed settings
+    (``run_folder.resume_conflicts``, the check ``fit(resume=True)`` makes too)."""
+    from . import run_folder
     from .checkpoint import has_checkpoint
+    from .errors import CourseError, one_line
     from .train import latest_run_dir
 
     run_dir = args.out or latest_run_dir(runs_dir)
@@ -219,20 +220,23 @@ def _resume_args(args: argparse.Namespace, runs_dir: Path) -> Path:
         raise UsageError(f"nothing to resume: no checkpoint in {run_dir or runs_dir} (no epoch has finished "
                          "there); pass --out with the run folder of the run to continue, or start without --resume")
     try:
-        saved = json.loads((run_dir / RUN_ARGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot resume {run_dir}: its {RUN_ARGS_FILE} is missing or damaged ({type(e).__name__}); "
-                         "it was not started by this command line, resume it from Python with train.fit(resume=True)"
-                         ) from e
-    saved = {OLD_RUN_ARGS.get(k, k): v for k, v in saved.items()}
+        saved = run_folder.read_settings(run_dir)
+    except CourseError as e:
+        raise UsageError(f"cannot resume {run_dir}: {one_line(e)}") from e
+    if saved is None or saved.command_line is None:
+        raise UsageError(f"cannot resume {run_dir}: its {run_folder.SETTINGS_FILE} is missing or holds no command "
+                         "line; it was not started by this command line, resume it from Python with "
+                         "train.fit(resume=True)")
+    given = run_folder.RunSettings({}, command_line={k: _jsonable(getattr(args, k)) for k in sorted(args.explicit)
+                                                     if hasattr(args, k)})
     options = {name: option for name, (_, _, option) in train_options().items() if option}
-    changed = [f"{options.get(k, _option(k))} {saved[k]} (given {getattr(args, k)})" for k in sorted(args.explicit)
-               if k in saved and k not in RESUME_MAY_CHANGE and saved[k] != _jsonable(getattr(args, k))]
+    changed = [f"{options.get(c.key, _option(c.key))} {c.saved} (given {c.now})"
+               for c in run_folder.resume_conflicts(saved, given)]
     if changed:
         raise UsageError(f"{run_dir.name} was started with {', '.join(changed)}; --resume continues a run as it "
                          "started: drop those options, or start a new run (without --resume) with the new values")
-    for key, value in saved.items():
-        if key not in RESUME_MAY_CHANGE and hasattr(args, key):
+    for key, value in saved.command_line.items():
+        if key not in run_folder.RESUME_MAY_CHANGE and hasattr(args, key):
             setattr(args, key, Path(value) if key in ("data_root", "course_dir") and value else value)
     return run_dir
 
@@ -241,16 +245,19 @@ def _jsonable(value):
     return str(value) if isinstance(value, Path) else value
 
 
+def recorded_args(args: argparse.Namespace) -> dict:
+    """The arguments as run.json records them (what was asked on the command line, JSON-ready)."""
+    return {k: _jsonable(v) for k, v in vars(args).items() if k not in NOT_RECORDED}
+
+
 def _new_run(args: argparse.Namespace, runs_dir: Path) -> Path:
-    """A fresh run folder (``--out`` or a new one) with the arguments saved in run.json."""
-    from . import atomic, run_folder
+    """A fresh run folder (``--out`` or a new one); ``fit`` writes its run.json."""
+    from . import run_folder
     from .checkpoint import has_checkpoint
 
     run_dir = run_folder.prepare(args.out) if args.out else run_folder.new_run_dir(runs_dir, f"{args.model}-{args.dataset}")
     if has_checkpoint(run_dir):
         raise UsageError(f"{run_dir} already holds a run: add --resume to continue it, or choose another --out")
-    saved = {k: _jsonable(v) for k, v in vars(args).items() if k not in ("func", "explicit")}
-    atomic.write_json(run_dir / RUN_ARGS_FILE, saved)
     return run_dir
 
 
@@ -303,7 +310,7 @@ def _fit_and_report(args, model, dataset, train_loader, test_loader, config, dev
     try:
         result = fit(model, train_loader, test_loader, config, device, run_dir=run_dir, resume=args.resume,
                      classes=dataset.classes, progress=args.progress, callbacks=callbacks,
-                     info={"model": args.model, "dataset": args.dataset})
+                     info={"model": args.model, "dataset": args.dataset}, command_line=recorded_args(args))
     except KeyboardInterrupt:
         if has_checkpoint(run_dir):
             print(f"interrupted: the last complete epoch is saved in {run_dir}; continue with "

@@ -5,6 +5,14 @@ last *complete* epoch, counted from 1), ``rng`` (random generator states), ``con
 (one metrics row per finished epoch), ``confusion`` (the last evaluation) and ``info`` (which model
 and dataset the run trains), and ``format`` (:data:`FORMAT`).
 
+**Why a checkpoint keeps ``config`` and ``info``**, which the run folder's ``run.json`` holds as well
+(``run_folder.RunSettings``, the settings everyone reads when the folder is there): a checkpoint file
+must work on its own. An Optuna retry copies only the newest checkpoint of the earlier attempt into
+its own folder and resumes from it, which needs the plan (``config``) and what was trained
+(``info``); a checkpoint downloaded alone from Drive must still name its model and dataset to predict
+and export. Both copies are written by ``train.fit`` from the same objects, and a resumed run checks
+the checkpoint's against the new settings too (a checkpoint of another run copied into a folder).
+
 **Two slots.** A run folder keeps ``checkpoint-a.pt`` and ``checkpoint-b.pt``. Epoch ``e`` overwrites
 slot ``e % 2`` in place (the first write of a slot goes through a temp file) and fsyncs it, so the newer one is never touched while a write is under way:
 a runtime that dies mid-write, Ctrl-C or a full disk leaves the previous epoch loadable, and
@@ -34,9 +42,6 @@ from .errors import CheckpointError, dead_mount_error, is_dead_mount
 FORMAT = "mymodules-checkpoint-1"  # changes when the layout of the dict changes
 SLOTS = ("checkpoint-a.pt", "checkpoint-b.pt")
 LEGACY_NAME = "checkpoint.pt"  # single-file checkpoints of earlier versions (and of save_checkpoint)
-# The parts of fit(info=...) that say what was trained; others (a trial's number: a retry continues
-# another attempt's checkpoint) may differ on resume.
-IDENTITY_KEYS = ("model", "dataset", "study", "params")
 _READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
                 AttributeError, TypeError, OSError)
 
@@ -163,11 +168,10 @@ def _write_failure(error: BaseException, folder: Path) -> str:
     return f"{type(error).__name__}: {str(error)[:80]}"
 
 
-def check_compatible(state: Mapping[str, Any], model: torch.nn.Module, info: Mapping[str, Any] | None,
-                     where: Path | str) -> None:
-    """Raise CheckpointError when ``state`` was made for another model or dataset than ``model``/``info``.
-
-    Compares the recorded ``info`` (model name, dataset, classes) and every parameter's name and shape.
+def check_compatible(state: Mapping[str, Any], model: torch.nn.Module, where: Path | str) -> None:
+    """Raise CheckpointError when ``state`` cannot be loaded into ``model``: another format, a part
+    missing, or a parameter whose name or shape differs. (Whether the run's settings may resume is
+    ``run_folder.resume_conflicts``.)
     """
     if state.get("format") not in (None, FORMAT):
         raise CheckpointError(f"the checkpoint in {where} has format {state.get('format')!r}, this version of "
@@ -175,11 +179,6 @@ def check_compatible(state: Mapping[str, Any], model: torch.nn.Module, info: Map
     for key in ("model", "epoch", "optimizer"):
         if key not in state:
             raise CheckpointError(f"the checkpoint in {where} has no {key!r}: it was not written by train.fit")
-    saved_info = state.get("info") or {}
-    for key, value in (info or {}).items():
-        if key in IDENTITY_KEYS and key in saved_info and saved_info[key] != value:
-            raise CheckpointError(f"the checkpoint in {where} was made for {key} {saved_info[key]!r}, not "
-                                  f"{value!r}; resume with the same {key}, or start a new run in another folder")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     saved = {k: tuple(v.shape) for k, v in state["model"].items() if hasattr(v, "shape")}
     differences = [f"{k}: missing in checkpoint" for k in expected if k not in saved]

@@ -2,8 +2,8 @@
 
 ``fit`` adds what a student's hour of training needs: a checkpoint after every epoch (two slots in the
 run folder on Drive, see ``checkpoint.py``), ``resume=True`` to continue a killed run from its last
-complete epoch with the same result as an uninterrupted one, ``metrics.csv`` and ``summary.json``
-(``run_folder.py``), and callbacks (TensorBoard, Optuna pruning) that see each epoch's numbers.
+complete epoch with the same result as an uninterrupted one, the run's settings once in ``run.json``,
+``metrics.csv`` and ``summary.json`` (``run_folder.py``), and callbacks (TensorBoard, Optuna pruning) that see each epoch's numbers.
 
 Defaults that hold on every device (measured; see benchmarks/RESULTS.md):
 
@@ -48,11 +48,9 @@ from .errors import CheckpointError, ConfigError, DivergenceError, DriveError
 from .loader import AUGMENTS
 from .metrics import confusion_matrix, format_per_class, per_class_accuracy
 from .models import count_parameters
-from .run_folder import METRICS_COLUMNS, latest_run_dir, new_run_dir  # noqa: F401  (part of this API)
+from .run_folder import METRICS_COLUMNS, RunSettings, latest_run_dir, new_run_dir  # noqa: F401  (part of this API)
 from .seeding import epoch_seed, seed_everything  # noqa: F401  (seed_everything: part of this API)
 
-#: Settings that fix a run's plan (its learning-rate schedule): a resumed run must keep them.
-PLAN_KEYS = ("epochs", "batch_size", "max_steps_per_epoch", "lr", "optimizer", "schedule")
 OPTIMIZERS = ("sgd", "adam")  # TrainConfig.optimizer: SGD with Nesterov momentum, or AdamW
 
 
@@ -380,7 +378,7 @@ def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device
     """
     augment = loader_augment(train_loader, config.augment)
     if augment in AUGMENTS:
-        config = dataclasses.replace(config, augment=augment)  # what was resolved, for config.json and checkpoints
+        config = dataclasses.replace(config, augment=augment)  # what was resolved, for run.json and checkpoints
     amp_dtype = amp_dtype_for(device, config.amp)
     channels_last = config.channels_last if config.channels_last is not None else env.prefers_channels_last(device)
     model.to(device)
@@ -398,23 +396,37 @@ def prepare_training(model: nn.Module, train_loader, config: TrainConfig, device
         device=device, config=config, steps_per_epoch=steps_per_epoch, augment=augment, train_loader=train_loader)
 
 
-def _plan_differences(saved: dict[str, Any], config: TrainConfig) -> list[str]:
-    now = dataclasses.asdict(config)
-    return [f"{k}={saved[k]!r} (now {now[k]!r})" for k in PLAN_KEYS if k in saved and saved[k] != now[k]]
+def refuse_conflicts(saved: RunSettings, now: RunSettings, where: str) -> None:
+    """Raise, saying what differs, when ``now`` changes a setting of ``saved`` that a resumed run keeps
+    (``run_folder.resume_conflicts``): CheckpointError for what was trained, ConfigError for the rest."""
+    conflicts = run_folder.resume_conflicts(saved, now)
+    for c in conflicts:
+        if c.part == "info":
+            raise CheckpointError(f"{where} was made for {c.key} {c.saved!r}, not {c.now!r}; resume with the same "
+                                  f"{c.key}, or start a new run in another folder")
+    if conflicts:
+        changes = ", ".join(f"{c.key}={c.saved!r} (now {c.now!r})" for c in conflicts)
+        raise ConfigError(f"{where} was started with {changes}; a resumed run keeps the settings it started with "
+                          "(its learning-rate schedule and each step depend on them): resume with the same settings, "
+                          "or start a new run with the new ones")
 
 
-def resume_state(t: Training, run_dir: Path | None, info: dict[str, Any] | None) -> RunState:
-    """Load ``run_dir``'s newest checkpoint into ``t`` and return the run's state; says what is wrong if not."""
+def resume_state(t: Training, run_dir: Path | None, settings: RunSettings) -> tuple[RunState, RunSettings, RunSettings]:
+    """Load ``run_dir``'s newest checkpoint into ``t``; says what is wrong if it cannot continue with ``settings``.
+
+    Returns the run's state, the settings to record (``settings``, plus what the saved ones say that these
+    do not) and the saved ones (``run.json``'s, or a lone checkpoint's).
+    """
     if run_dir is None:
         raise CheckpointError("cannot resume: no run folder given (run_dir is None); pass the folder of the run "
                               "to continue, e.g. train.latest_run_dir(course.runs_dir)")
     state = load_checkpoint(run_dir, map_location=t.device)
-    check_compatible(state, t.model, info, run_dir)
-    differences = _plan_differences(state.get("config") or {}, t.config)
-    if differences:
-        raise ConfigError(f"{run_dir.name} was started with {', '.join(differences)}; a resumed run keeps its "
-                          "plan (the learning-rate schedule depends on it): resume with the same settings, or "
-                          "start a new run with the new ones")
+    saved = run_folder.read_settings(run_dir, state)
+    refuse_conflicts(saved, settings, run_dir.name)
+    refuse_conflicts(run_folder.checkpoint_settings(state), settings, f"the checkpoint in {run_dir}")
+    check_compatible(state, t.model, run_dir)
+    command_line = settings.command_line if settings.command_line is not None else saved.command_line
+    settings = RunSettings(settings.config, {**saved.info, **settings.info}, command_line)
     t.model.load_state_dict(state["model"])
     t.optimizer.load_state_dict(state["optimizer"])
     if t.scheduler is not None and state.get("scheduler"):
@@ -423,7 +435,19 @@ def resume_state(t: Training, run_dir: Path | None, info: dict[str, Any] | None)
         t.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"])
     print(f"resuming {run_dir.name} after epoch {state['epoch']}/{t.config.epochs}")
-    return RunState(int(state["epoch"]), list(state["history"]), state.get("confusion"))
+    return RunState(int(state["epoch"]), list(state["history"]), state.get("confusion")), settings, saved
+
+
+def start_run(t: Training, run_dir: Path | None, settings: RunSettings, resume: bool,
+              writes: bool) -> tuple[RunState, RunSettings]:
+    """The run's state (resumed from ``run_dir``, or a new one) and its settings, recorded in run.json
+    when ``writes``: once when the run starts, and on resume again only when an allowed setting changed."""
+    run, saved = RunState(), None
+    if resume:
+        run, settings, saved = resume_state(t, run_dir, settings)
+    if writes and (saved is None or saved.source != run_folder.SETTINGS_FILE or not saved.same_as(settings)):
+        run_folder.write_settings(run_dir, settings)
+    return run, settings
 
 
 def save_state(t: Training, run: RunState, run_dir: Path, info: dict[str, Any] | None) -> None:
@@ -481,14 +505,17 @@ def run_epoch(t: Training, epoch: int, test_loader, num_classes: int | None,
 def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device: torch.device | str, *,
         run_dir: str | Path | None = None, resume: bool = False, classes: Sequence[str] | None = None,
         callbacks: Iterable[Callback] = (), info: dict[str, Any] | None = None,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, command_line: dict[str, Any] | None = None) -> FitResult:
     """Train ``model`` for ``config.epochs`` epochs, evaluating on ``test_loader`` after each.
 
-    With ``run_dir``, a checkpoint, ``metrics.csv`` and ``summary.json`` are written there after every
-    epoch; ``resume=True`` continues from the newest checkpoint (same final weights as an uninterrupted
-    run on CPU) and refuses, saying why, a checkpoint of another model, dataset or plan.
-    ``classes`` adds per-class accuracy to the summary. ``info`` goes into ``summary.json`` and the
-    checkpoint as is (e.g. ``{"model": "net", "dataset": "cifar10"}``) and is checked on resume.
+    With ``run_dir``, the run's settings go into ``run.json`` when it starts (``config`` as resolved,
+    ``info``, and ``command_line``: the arguments of ``python -m MyModules train``, which passes them),
+    and a checkpoint and ``metrics.csv`` after every epoch, ``summary.json`` at the end.
+    ``resume=True`` continues from the newest checkpoint (same final weights as an uninterrupted run on
+    CPU) and refuses, saying why, a checkpoint of another model or dataset, or settings it must keep
+    (``run_folder.RESUME_MAY_CHANGE`` says which may change; run.json is rewritten only when one did).
+    ``classes`` adds per-class accuracy to the summary. ``info`` (e.g. ``{"model": "net", "dataset":
+    "cifar10"}``) goes into run.json, the checkpoint and ``summary.json`` as is, and is checked on resume.
     Raises :class:`~MyModules.errors.DivergenceError` when the loss becomes NaN, infinite or huge.
     """
     device = torch.device(device)
@@ -501,11 +528,11 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
     seed_everything(config.seed)
     try:
         t = prepare_training(model, train_loader, config, device)
-        run = resume_state(t, run_dir, info) if resume else RunState()
+        settings = RunSettings(dataclasses.asdict(t.config), dict(info or {}), command_line)  # augmentation resolved
+        run, settings = start_run(t, run_dir, settings, resume, writes)
         if progress:
             print(f"precision {precision_name(t.amp_dtype)} | augmentation {t.augment}")
         if writes:
-            run_folder.write_json(run_dir, "config.json", dataclasses.asdict(t.config))  # augmentation resolved
             run_folder.write_metrics(run_dir, run.history)  # rebuilt from the checkpoint: no lost row
         num_classes = len(classes) if classes is not None else None
         for cb in callbacks:
@@ -515,7 +542,7 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
             run.epoch, run.confusion = epoch, result.get("confusion")
             run.history.append(row)
             if writes:
-                save_state(t, run, run_dir, info)
+                save_state(t, run, run_dir, settings.info)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, row, model)
     except (ConfigError, DivergenceError, KeyboardInterrupt, DriveError):
@@ -524,15 +551,15 @@ def fit(model: nn.Module, train_loader, test_loader, config: TrainConfig, device
         # A model or loss that crashed before the first checkpoint (a blank not filled in, a wrong shape):
         # leave no folder that looks like a run, among the student's real runs.
         if writes and not resume:
-            run_folder.remove_unstarted_run(run_dir, ("config.json", "metrics.csv"))
+            run_folder.remove_unstarted_run(run_dir, (run_folder.SETTINGS_FILE, "metrics.csv"))
         raise
-    return _finish(t, run, run_dir if writes else None, classes, info, callbacks, progress)
+    return _finish(t, run, run_dir if writes else None, classes, settings.info, callbacks, progress)
 
 
 def _finish(t: Training, run: RunState, run_dir: Path | None, classes, info, callbacks, progress) -> FitResult:
     summary = _summary(t, run, classes, info)
     if run_dir is not None:
-        run_folder.write_json(run_dir, "summary.json", summary)
+        run_folder.write_json(run_dir, run_folder.SUMMARY_FILE, summary)
     if classes is not None and run.confusion is not None and progress:
         print(format_per_class(run.confusion, classes))
     for cb in callbacks:
@@ -562,7 +589,6 @@ def _summary(t: Training, run: RunState, classes, info) -> dict[str, Any]:
         "seed": t.config.seed,
         "world_size": distributed.world_size(),  # processes that trained together (torchrun)
         "test_mode": env.test_mode(),
-        "config": dataclasses.asdict(t.config),
     }
     if classes is not None and run.confusion is not None:
         summary["per_class_accuracy"] = dict(zip(classes, per_class_accuracy(run.confusion).tolist()))

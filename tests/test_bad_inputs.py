@@ -219,7 +219,7 @@ def test_read_only_course_folder_is_one_line(tmp_path, capsys):
 
 
 def test_disk_full_while_saving_keeps_the_previous_checkpoint(world, tmp_path, capsys):
-    # Room for run.json, config.json and the first epoch's checkpoint (~0.5 MB for the tutorial Net), not the second.
+    # Room for run.json, metrics.csv and the first epoch's checkpoint (~0.5 MB for the tutorial Net), not the second.
     with small_disk(tmp_path / "disk", 700) as disk:
         code = main(["train", "--dataset", "synthetic", "--course-dir", str(world["course"]), "--out", str(disk / "run"),
                      "--epochs", "2", *QUICK])

@@ -75,7 +75,7 @@ def test_fit_records_the_loaders_augmentation_and_changes_neither_loader_nor_tor
                  run_dir=tmp_path / "run", progress=False)
     assert result.summary["augment"] == "crop-flip"
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["augment"] == "crop-flip"
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["augment"] == "crop-flip"  # resolved, not "auto"
+    assert run_folder.read_settings(tmp_path / "run").config["augment"] == "crop-flip"  # resolved, not "auto"
     after = dict(vars(train_loader))
     assert after.keys() == before.keys() and all(after[k] is before[k] for k in before if k not in ("epoch",
                                                                                                 "_epoch_was_set"))
@@ -103,7 +103,8 @@ def test_the_command_lines_augment_reaches_the_loader_and_the_records(tmp_path):
     assert main(["train", "--dataset", "synthetic", "--augment", "crop", "--epochs", "1", "--max-steps", "2",
                  "--out", str(run), "--no-progress", "--no-plots", "--no-tensorboard"]) == 0
     assert json.loads((run / "summary.json").read_text())["augment"] == "crop"
-    assert json.loads((run / "config.json").read_text())["augment"] == "crop"
+    settings = run_folder.read_settings(run)
+    assert settings.config["augment"] == settings.command_line["augment"] == "crop"  # resolved, and as asked
 
 
 def test_cudnn_autotune_is_on_only_inside_the_block_and_only_on_cuda(monkeypatch):

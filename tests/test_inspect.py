@@ -81,7 +81,7 @@ def test_checkpoint_without_an_evaluation_is_evaluated_on_the_test_set(tmp_path)
     from its weights on the test set, and agrees with what fit measured after that epoch."""
     old = tmp_path / "old"
     old.mkdir()
-    for name in ("run.json", "config.json", "metrics.csv"):
+    for name in ("run.json", "metrics.csv"):
         shutil.copy(killed_run() / name, old / name)
     state = load_checkpoint(killed_run())
     del state["confusion"], state["format"]

@@ -50,14 +50,14 @@ def test_what_a_callback_wrote_stays_with_its_folder(loaders, tmp_path):
     (run_dir / "tensorboard" / "events.out").write_bytes(b"log")
     with pytest.raises(NotImplementedError):
         fit(NotWrittenYet(), *loaders, TrainConfig(epochs=1), "cpu", run_dir=run_dir, progress=False)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["tensorboard"]  # config.json, metrics.csv removed
+    assert sorted(p.name for p in run_dir.iterdir()) == ["tensorboard"]  # run.json, metrics.csv removed
 
 
 def test_a_diverged_run_keeps_its_folder_to_look_at(loaders, tmp_path):
     run_dir = run_folder.new_run_dir(tmp_path, "diverged")
     with pytest.raises(DivergenceError):
         fit(Explodes(), *loaders, TrainConfig(epochs=1), "cpu", run_dir=run_dir, progress=False)
-    assert (run_dir / "config.json").is_file()
+    assert (run_dir / run_folder.SETTINGS_FILE).is_file()
 
 
 def test_a_failure_after_an_epoch_keeps_the_run_to_resume(loaders, tmp_path):

@@ -5,18 +5,18 @@
         print(p.path, p.top)                  # [("cat", 0.91), ("dog", 0.05), ...]
 
 A run folder (written by ``train.fit`` and ``python -m MyModules train``) holds its checkpoints
-(weights, epoch, config, info; see ``checkpoint.py``), ``run.json`` (the command line's arguments), ``config.json`` and, once the
-run has finished, ``summary.json``. What a new image must go through is the run's *test-set*
+(weights, epoch, config, info; see ``checkpoint.py``), ``run.json`` (the run's settings, read with
+``run_folder.read_settings``, which also reads v0.1 folders and a checkpoint alone) and, once the run has
+finished, ``summary.json``. What a new image must go through is the run's *test-set*
 preprocessing: convert to the run's channels and size the way ``data`` did it, then
 ``(x / 255 - mean) / std`` with the training split's mean and std. It is read from the run when the
-run recorded it (``preprocessing`` in ``summary.json`` or the checkpoint) and otherwise reconstructed
-from the dataset named in the run (``data.load_dataset`` on the same data folder), so older runs work.
+run recorded it (``preprocessing`` in ``fit(info=...)``) and otherwise reconstructed from the dataset
+named in the run (``data.load_dataset`` on the same data folder), so older runs work.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,15 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import env
+from .. import env, run_folder
 from ..checkpoint import has_checkpoint, load_checkpoint
 from ..data import Dataset, load_dataset, to_model_input
 from ..errors import CheckpointError, DatasetError, RunFolderError
 from ..formats import IMAGE_SUFFIXES, decode_image
 from ..loader import normalize
 from ..models import MODELS, build_model
-
-RUN_ARGS_NAME = "run.json"  # the command line's arguments (python -m MyModules train)
 
 
 @dataclass(frozen=True)
@@ -68,14 +66,21 @@ class RunFiles:
     """What a run folder holds, read once (files that are absent are empty dicts)."""
 
     run_dir: Path
-    args: dict[str, Any]  # run.json
-    config: dict[str, Any]  # config.json, else the checkpoint's config
-    summary: dict[str, Any]  # summary.json (written when the run finished)
+    settings: run_folder.RunSettings  # run.json (run_folder.read_settings)
+    summary: dict[str, Any]  # summary.json (written when the run finished): the outcome
     checkpoint: dict[str, Any] = field(repr=False)  # the newest whole checkpoint (weights_only)
 
     @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.settings.command_line or {})  # python -m MyModules train's arguments
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.settings.config)  # the TrainConfig as fit resolved it
+
+    @property
     def info(self) -> dict[str, Any]:
-        return dict(self.checkpoint.get("info") or {})  # fit(info=...): model, dataset, ...
+        return dict(self.settings.info)  # fit(info=...): model, dataset, ...
 
     @property
     def dataset_name(self) -> str | None:
@@ -83,27 +88,18 @@ class RunFiles:
 
     @property
     def model_name(self) -> str | None:
-        for source in (self.summary, self.info, self.args):
+        for source in (self.info, self.args, self.summary):
             name = source.get("model")
             if isinstance(name, str) and name.lower() in MODELS:
                 return name.lower()
         return None
 
     def recorded(self, key: str) -> Any:
-        """``key`` from summary.json, else the checkpoint's ``info``, else the checkpoint, else run.json."""
-        for source in (self.summary, self.info, self.checkpoint, self.args):
+        """``key`` from what fit was told (``info``), else the outcome (summary.json), else the arguments."""
+        for source in (self.info, self.summary, self.args):
             if source.get(key) is not None:
                 return source[key]
         return None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise RunFolderError(f"cannot read {path} ({e}); the run folder is damaged") from e
 
 
 def read_run(run_dir: str | Path) -> RunFiles:
@@ -113,9 +109,8 @@ def read_run(run_dir: str | Path) -> RunFiles:
         where = "does not exist" if not run_dir.exists() else "holds no checkpoint (no epoch has finished there)"
         raise RunFolderError(f"{run_dir} {where}: pass the folder of a run, e.g. <course folder>/runs/<run>")
     checkpoint = load_checkpoint(run_dir, map_location="cpu")  # the newest slot that reads back whole
-    config = _read_json(run_dir / "config.json") or dict(checkpoint.get("config") or {})
-    return RunFiles(run_dir, _read_json(run_dir / RUN_ARGS_NAME), config,
-                    _read_json(run_dir / "summary.json"), checkpoint)
+    return RunFiles(run_dir, run_folder.read_settings(run_dir, checkpoint), run_folder.read_summary(run_dir),
+                    checkpoint)
 
 
 def _course_dir(run: RunFiles) -> Path:
@@ -137,8 +132,8 @@ def run_dataset(run: RunFiles) -> Dataset:
     """The dataset the run trained on, loaded from the same data folder (no download)."""
     name = run.dataset_name
     if name is None:
-        raise DatasetError(f"{run.run_dir} does not name its dataset (no 'dataset' in summary.json or "
-                           f"{RUN_ARGS_NAME}); pass fit(..., info={{'dataset': ...}}) when training")
+        raise DatasetError(f"{run.run_dir} does not name its dataset (no 'dataset' in its "
+                           f"{run_folder.SETTINGS_FILE}); pass fit(..., info={{'dataset': ...}}) when training")
     test_mode = run.summary.get("test_mode")
     test_mode = env.test_mode() if test_mode is None else bool(test_mode)
     data_dir = run.args.get("data_root") or env.data_folder(_course_dir(run), test_mode)

@@ -38,13 +38,9 @@ def _precision(run: RunFiles) -> str:
 
 
 def _augment(run: RunFiles) -> str | None:
-    recorded = run.recorded("augment")  # summary.json: what the loader did
-    if recorded is not None and recorded != "auto":
-        return recorded
-    from ..loader import resolve_augment
-
-    augment = run.config.get("augment")
-    return resolve_augment(augment, run.dataset_name) if augment is not None else None
+    done = run.summary.get("augment")  # what the loader did (a finished run)
+    augment = done if done is not None else run.config.get("augment")  # run.json: as fit resolved it
+    return "unknown" if augment == "auto" else augment  # "auto" stays only for loaders of your own
 
 
 @torch.inference_mode()
@@ -94,7 +90,7 @@ def describe_run(run_dir, *, evaluate: bool = True, summary_depth: int = 3) -> d
         "epochs_planned": planned,
         "precision": _precision(run),
         "augment": _augment(run),
-        "seed": run.recorded("seed") if run.recorded("seed") is not None else run.config.get("seed"),
+        "seed": run.config.get("seed", run.recorded("seed")),
         "batch_size": run.config.get("batch_size"),
         "lr": run.config.get("lr"),
         "optimizer": run.config.get("optimizer"),

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import run_folder
 from ..train import Callback
 from .hooks import activations_for, find_module
 
@@ -77,7 +78,8 @@ class TensorBoardLogger(Callback):
     activation histograms (a few dozen are enough); without it both are skipped.
     ``activation_layers``: names from ``model.named_modules()`` whose outputs get histograms.
     ``log_dir``: default ``run_dir/tensorboard``. ``hparams``: extra hyperparameters to show next
-    to the training settings (e.g. ``{"model": "widenet"}``).
+    to the training settings (the run folder's ``run.json``; none without a ``run_dir``), e.g.
+    ``{"model": "widenet"}``.
     """
 
     def __init__(self, log_dir: str | Path | None = None, *, images: torch.Tensor | None = None,
@@ -93,6 +95,7 @@ class TensorBoardLogger(Callback):
         self.histograms_every = histograms_every
         self.graph, self.gradients = graph, gradients
         self.hparams = dict(hparams or {})
+        self.run_dir: Path | None = None  # fit's run folder, whose run.json holds the settings
         self.flush_secs = flush_secs  # TensorBoard in Colab shows new points after at most this long
         self.writer = None
         self.step = 0  # global step of the last logged point
@@ -104,6 +107,7 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         self.close()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.log_dir is None:
             if run_dir is None:
                 raise ValueError("TensorBoardLogger needs a folder: pass run_dir= to fit or log_dir= here")
@@ -150,7 +154,9 @@ class TensorBoardLogger(Callback):
     def on_train_end(self, summary: dict[str, Any]) -> None:
         if self.writer is None:
             return
-        hparams = {f"config.{k}": _hparam_value(v) for k, v in summary.get("config", {}).items()}
+        settings = run_folder.read_settings(self.run_dir) if self.run_dir is not None else None
+        config = settings.config if settings is not None else {}
+        hparams = {f"config.{k}": _hparam_value(v) for k, v in config.items()}
         hparams.update({k: _hparam_value(summary[k]) for k in ("model", "dataset") if summary.get(k) is not None})
         hparams.update({k: _hparam_value(v) for k, v in self.hparams.items()})
         final = {"test_accuracy": summary.get("test_accuracy"), "best_test_accuracy": summary.get("best_test_accuracy"),
