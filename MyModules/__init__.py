@@ -47,9 +47,9 @@ runs/: after a run (new images, inspection, export):
 on top: the command line, the self-checks, old names:
   __main__     Command line: ``python -m MyModules train ...`` (the main job; lab servers run it from a terminal)
   checks       Self-checks that students run right after filling in a blank
-  checks.ex01  Self-checks for Exercise01 (``01_03_vgg``): output sizes, a wider net, BatchNorm, VGG11
+  checks.ex01  Self-checks for Exercise01: a training step, a device move, output sizes, a wider net, BatchNorm, VGG11, AMP
   checks.ex02  Self-checks of Exercise02 (seeing training: TensorBoard, hooks, confusion matrix)
-  checks.ex03  Self-checks for Exercise03 (``03_01_optuna``): a first objective written by hand (a toy function,
+  checks.ex03  Self-checks for Exercise03 (``03_01_optuna``): objectives written by hand, suggestions, the best trial
   checks.ex04  Self-checks for session 4 (Exercise04/04_01_custom_op.ipynb): custom autograd Functions, quantisers
   _old_names   Old module names (version 0.1, one flat folder) keep working for this version, with a note
 """

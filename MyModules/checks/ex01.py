@@ -1,4 +1,4 @@
-"""Self-checks for Exercise01 (``01_03_vgg``): output sizes, a wider net, BatchNorm, VGG11.
+"""Self-checks for Exercise01: a training step, a device move, output sizes, a wider net, BatchNorm, VGG11, AMP.
 
 Each check takes the student's answer (a function, a class, a list), runs it on a small input and
 compares what it sees with the reference in :mod:`MyModules.models`. Models are inspected from the

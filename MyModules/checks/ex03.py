@@ -1,6 +1,8 @@
-"""Self-checks for Exercise03 (``03_01_optuna``): a first objective written by hand (a toy function,
-then a training loop that reports and prunes), the suggestions for training and for the model shape
-that the course's ``tuning.Objective`` uses, and reloading the best trial.
+"""Self-checks for Exercise03 (``03_01_optuna``): objectives written by hand, suggestions, the best trial.
+
+A first objective written by hand (a toy function, then a training loop that reports and prunes), the
+suggestions for training and for the model shape that the course's ``tuning.Objective`` uses, and
+reloading the best trial.
 
 The student's functions are called with real Optuna trials of a throw-away in-memory study (seeded
 random sampler), so the checks see what Optuna would record: which parameters were suggested, with
