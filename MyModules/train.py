@@ -423,7 +423,8 @@ def resume_state(t: Training, run_dir: Path | None, settings: RunSettings) -> tu
     state = load_checkpoint(run_dir, map_location=t.device)
     saved = run_folder.read_settings(run_dir, state)
     refuse_conflicts(saved, settings, run_dir.name)
-    refuse_conflicts(run_folder.checkpoint_settings(state), settings, f"the checkpoint in {run_dir}")
+    if saved.source != "checkpoint":  # run.json (or v0.1's files): the checkpoint may still be another run's
+        refuse_conflicts(run_folder.checkpoint_settings(state), settings, f"the checkpoint in {run_dir}")
     check_compatible(state, t.model, run_dir)
     command_line = settings.command_line if settings.command_line is not None else saved.command_line
     settings = RunSettings(settings.config, {**saved.info, **settings.info}, command_line)

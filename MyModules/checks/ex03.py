@@ -297,9 +297,9 @@ CONFIG_FIELDS = {"lr": "lr", "optimizer": "optimizer", "batch_size": "batch_size
                  "adam_weight_decay": "weight_decay"}
 
 
-LR_TEXT = "1e-4〜1e-1"  # LR_RANGE as the TODO writes it
-LR_HOW = 'trial.suggest_float("lr", {}, {}, log=True)'.format(*LR_TEXT.split("〜"))
-assert LR_RANGE == tuple(float(v) for v in LR_TEXT.split("〜"))
+_LR_WRITTEN = tuple(f"1e{round(math.log10(v))}" for v in LR_RANGE)  # as the TODO writes them: 1e-4, 1e-1
+LR_TEXT = "〜".join(_LR_WRITTEN)
+LR_HOW = 'trial.suggest_float("lr", {}, {}, log=True)'.format(*_LR_WRITTEN)
 
 
 def _check_lr_range(lr: FloatDistribution) -> None:
